@@ -1,0 +1,21 @@
+"""celib: cross-entropy from first principles, with torch.nn.functional's exact semantics.
+
+The library behind the course book *Cross-Entropy, Executed*. One module per idea:
+
+- :mod:`celib.info` — entropy, cross-entropy and KL divergence of distributions (chapter 1);
+- :mod:`celib.functional` — softmax, log-softmax and the losses, like ``torch.nn.functional``
+  (chapters 2 to 5);
+- :mod:`celib.grad` — their gradients, written out, and a finite-difference checker (chapter 6);
+- :mod:`celib.naive` — the textbook formulas, unstable on purpose (chapter 5);
+- :mod:`celib.datasets` — an MNIST loader that checks every byte (chapter 7).
+
+Only numpy is needed at import time. Typical use::
+
+    import celib.functional as cf
+    loss = cf.cross_entropy(logits, target)
+"""
+
+from . import functional, grad, info, naive
+
+__version__ = "0.1.0"
+__all__ = ["functional", "grad", "info", "naive", "__version__"]

@@ -1,0 +1,202 @@
+"""Gradients of cross-entropy, written out by hand, and the tools to check them.
+
+The whole chapter fits in one line: for logits :math:`z` and target distribution :math:`q`,
+
+.. math:: \\frac{\\partial}{\\partial z}\\Big(-\\sum_c q_c \\log \\operatorname{softmax}(z)_c\\Big)
+          = \\operatorname{softmax}(z) - q .
+
+:func:`cross_entropy_grad` adds what the options do to it (weights, ``ignore_index``, label
+smoothing, the mean's denominator) and agrees with torch autograd on every one of them.
+Chapter 6 (Gradients) derives it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _checks
+from .functional import _is_probability_target, _rows, softmax
+
+__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad"]
+
+
+def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+                       ignore_index: int = -100, reduction: str = "mean",
+                       label_smoothing: float = 0.0) -> np.ndarray:
+    """Gradient of :func:`celib.functional.cross_entropy` with respect to its input (the logits).
+
+    Takes the same arguments as :func:`celib.functional.cross_entropy` and returns
+    :math:`\\partial L / \\partial\\,\\text{input}`, where :math:`L` is the reduced loss; for
+    ``reduction='none'`` it is the gradient of the *sum* of the per-element losses (what
+    ``loss.sum().backward()`` gives in torch).
+
+    Parameters
+    ----------
+    input, target, weight, ignore_index, reduction, label_smoothing
+        As in :func:`celib.functional.cross_entropy`, with the same checks and errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's shape and floating dtype.
+
+    Notes
+    -----
+    With :math:`p = \\operatorname{softmax}(z_i)`, :math:`S = \\sum_c w_c` and (for index targets)
+    :math:`y = y_i`, the gradient of element :math:`i`'s loss is
+
+    .. math::
+
+        g_i = (1-\\varepsilon)\\,w_y\\,(p - e_y)
+              + \\frac{\\varepsilon}{C}\\,(S\\,p - w),
+
+    which is :math:`p - q` with :math:`q = (1-\\varepsilon)e_y + \\varepsilon/C` when unweighted.
+    For probability targets :math:`q`, :math:`g_i = (\\sum_c w_c q_c)\\,p - w \\odot q`.
+    Ignored elements get 0; ``'mean'`` divides by the same denominator as the loss. When every
+    target is ignored the gradient is 0 (torch autograd gives the same), although the loss is
+    ``nan``. Without weights, each row of the gradient sums to 0.
+
+    Explained in chapter 6 (Gradients).
+
+    Examples
+    --------
+    >>> from celib.grad import cross_entropy_grad
+    >>> cross_entropy_grad([[2.0, 1.0, 0.1]], [0]).round(4)  # softmax - one_hot
+    array([[-0.341 ,  0.2424,  0.0986]])
+    """
+    x = _checks.float_array(input, "input")
+    _checks.check_reduction(reduction)
+    epsilon = _checks.check_label_smoothing(label_smoothing)
+    num_classes = _checks.class_count(x)
+    t = np.asarray(target)
+    work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
+    w = _checks.check_weight(weight, num_classes, work.dtype)
+    weights = np.ones(num_classes, work.dtype) if w is None else w
+    p = softmax(_rows(work), axis=1)
+
+    if _is_probability_target(t, x.shape):
+        if ignore_index >= 0:
+            raise ValueError(
+                f"ignore_index={ignore_index} is not supported with class-probability targets "
+                "(as in torch)"
+            )
+        q = _rows(t.astype(work.dtype, copy=False))
+        if epsilon > 0:
+            q = q * (1 - epsilon) + epsilon / num_classes
+        wq = q * weights
+        g = np.sum(wq, axis=1, keepdims=True) * p - wq
+        denominator = float(p.shape[0])
+    else:
+        _checks.check_index_target(t, x.shape)
+        flat = t.reshape(-1)
+        ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+        safe = np.where(ignored, 0, flat).astype(np.intp)
+        target_weight = np.where(ignored, 0, weights[safe]).astype(work.dtype)
+        g = p.copy()
+        g[np.arange(len(safe)), safe] -= 1
+        g *= (1 - epsilon) * target_weight[:, None]
+        if epsilon > 0:
+            g += (epsilon / num_classes) * (weights.sum() * p - weights)
+        g[ignored] = 0
+        denominator = float(np.sum(target_weight, dtype=np.float64))
+
+    if reduction == "mean":
+        if denominator == 0:
+            # No element counts: torch's loss is nan but autograd's gradient is 0 where rows
+            # were ignored (the loss does not depend on them) and nan where weights are 0.
+            with np.errstate(invalid="ignore", divide="ignore"):
+                g = np.where(np.all(g == 0, axis=1, keepdims=True), 0.0, g / denominator)
+        else:
+            g = g / denominator
+    return _unrows(g, x.shape).astype(x.dtype, copy=False)
+
+
+def _unrows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`celib.functional._rows`: back to the input's layout."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return np.moveaxis(rows.reshape(moved), -1, 1)
+
+
+def softmax_jacobian(z: ArrayLike) -> np.ndarray:
+    """Jacobian of the softmax, :math:`J = \\operatorname{diag}(s) - s s^\\top`, for one vector.
+
+    Parameters
+    ----------
+    z : array_like, shape (C,)
+        Logits.
+
+    Returns
+    -------
+    numpy.ndarray, shape (C, C)
+        :math:`J_{ij} = \\partial s_i / \\partial z_j = s_i(\\delta_{ij} - s_j)`: symmetric,
+        positive semidefinite, rows summing to 0. It is also the Hessian of
+        :math:`\\log\\sum_j e^{z_j}`, hence of cross-entropy in the logits, which is why the loss
+        is convex in them.
+
+    Notes
+    -----
+    Explained in chapter 6 (Gradients).
+
+    Examples
+    --------
+    >>> from celib.grad import softmax_jacobian
+    >>> softmax_jacobian([0.0, 0.0])
+    array([[ 0.25, -0.25],
+           [-0.25,  0.25]])
+    """
+    a = _checks.float_array(z, "z")
+    if a.ndim != 1:
+        raise ValueError(f"softmax_jacobian takes one logit vector of shape (C,), got shape {a.shape}")
+    s = softmax(a)
+    return np.diag(s) - np.outer(s, s)
+
+
+def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of a scalar function, to check analytic gradients.
+
+    Parameters
+    ----------
+    f : callable
+        Maps an array of ``x``'s shape to a scalar.
+    x : array_like
+        The point; computed in float64 whatever its dtype.
+    eps : float, default 1e-6
+        The step h. The error is :math:`O(h^2)` from truncation plus :math:`O(\\epsilon/h)` from
+        rounding, so about 1e-6 to 1e-5 is best in float64; expect agreement to ~1e-8.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        :math:`(f(x + h e_k) - f(x - h e_k)) / 2h` for every entry k, in ``x``'s shape.
+
+    Notes
+    -----
+    Costs two calls of ``f`` per entry of ``x``: for checking, not for training.
+    Explained in chapter 6 (Gradients).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from celib.grad import numerical_grad
+    >>> numerical_grad(lambda v: float(np.sum(v ** 2)), [1.0, -2.0]).round(6)
+    array([ 2., -4.])
+    """
+    if eps <= 0:
+        raise ValueError(f"eps must be positive, got {eps}")
+    point = np.array(x, dtype=np.float64)
+    grad = np.zeros_like(point)
+    flat_point, flat_grad = point.reshape(-1), grad.reshape(-1)
+    for k in range(flat_point.size):
+        saved = flat_point[k]
+        flat_point[k] = saved + eps
+        upper = float(f(point))
+        flat_point[k] = saved - eps
+        lower = float(f(point))
+        flat_point[k] = saved
+        flat_grad[k] = (upper - lower) / (2 * eps)
+    return grad
