@@ -8,6 +8,13 @@ STAMP  := $(VENV)/.installed
 JB     := $(VENV)/bin/jupyter-book
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 PORT   ?= 8000
+# Chapter 7 reads MNIST from $CELIB_MNIST_DIR; beside a checkout with ../shared/data/mnist (as in
+# CI) use that folder, otherwise the loader downloads into ~/.cache/celib/mnist.
+ifeq ($(origin CELIB_MNIST_DIR), undefined)
+  ifneq ($(wildcard ../shared/data/mnist/t10k-labels-idx1-ubyte.gz),)
+    export CELIB_MNIST_DIR := $(abspath ../shared/data/mnist)
+  endif
+endif
 # Pytest runs on both cores; nbval needs --dist loadfile so one kernel runs one notebook.
 XDIST  := -n 2
 
