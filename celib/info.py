@@ -88,7 +88,8 @@ def entropy(p: ArrayLike, axis: int = -1, base: float | None = None):
     a = _distribution(p, axis, "p")
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(a > 0, a * np.log(np.where(a > 0, a, 1)), 0)
-    return _output(_in_base(-np.sum(terms, axis=axis), base), a.dtype)
+    # 0.0 - x turns the -0.0 of a one-hot distribution (minus a sum of zeros) into 0.0.
+    return _output(_in_base(0.0 - np.sum(terms, axis=axis), base), a.dtype)
 
 
 def cross_entropy(p: ArrayLike, q: ArrayLike, axis: int = -1, base: float | None = None):
