@@ -7,6 +7,7 @@ The library behind the course book *Cross-Entropy, Executed*. One module per ide
   (chapters 2 to 5);
 - :mod:`celib.grad` — their gradients, written out, and a finite-difference checker (chapter 6);
 - :mod:`celib.naive` — the textbook formulas, unstable on purpose (chapter 5);
+- :mod:`celib.targets` — ``check_targets``, a diagnostic for labels before training (chapter 7);
 - :mod:`celib.datasets` — an MNIST loader that checks every byte (chapter 7).
 
 Only numpy is needed at import time. Typical use::
@@ -15,7 +16,7 @@ Only numpy is needed at import time. Typical use::
     loss = cf.cross_entropy(logits, target)
 """
 
-from . import functional, grad, info, naive
+from . import datasets, functional, grad, info, naive, targets
 
 __version__ = "0.1.0"
-__all__ = ["functional", "grad", "info", "naive", "__version__"]
+__all__ = ["datasets", "functional", "grad", "info", "naive", "targets", "__version__"]
