@@ -259,7 +259,10 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> np.ndarray:
     Notes
     -----
     The result is int64, as in torch: to use it as a probability target, convert it to a
-    float dtype (``.astype(np.float32)``). Explained in chapter 3 (Targets).
+    float dtype (``.astype(np.float32)``). Unlike ``F.one_hot``, which takes only int64,
+    any integer dtype is accepted (the values are what matter), and an out-of-range label is
+    an ``IndexError``, like an out-of-range target in the losses (torch raises RuntimeError).
+    Explained in chapter 3 (Targets).
 
     Examples
     --------
