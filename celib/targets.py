@@ -427,13 +427,15 @@ def _warn_missing(missing: tuple[int, ...], kept: np.ndarray, c: int) -> None:
         f"{_plural(len(missing), 'class', 'classes')} of {c} never occur{'s' if len(missing) == 1 else ''} "
         f"among the {len(kept)} targets: {listed}."
     )
-    low, high = int(kept.min()), int(kept.max())
-    if low == 1 and high == c - 1:
+    high = int(kept.max())
+    # Only class 0 absent, and more than two classes (a batch of all-positive binary labels is
+    # not a 1-based labelling): the signature of 1-based labels given one output too many.
+    if missing == (0,) and c > 2:
         message += (
             f" The labels run from 1 to {c - 1} with no 0: these look like 1-based labels for "
-            f"{c - 1} classes given a model with {c} outputs. Nothing fails: the model learns "
-            f"logit k + 1 for label k + 1, logit 0 is never a target, and predictions decoded "
-            f"as argmax come out shifted by one. Subtract 1 and use num_classes = {c - 1}."
+            f"{c - 1} classes given a model with {c} outputs. Nothing fails: logit k + 1 learns "
+            f"what label k + 1 stands for (class k), logit 0 is never a target, and predictions "
+            f"decoded as argmax come out shifted by one. Subtract 1 and use num_classes = {c - 1}."
         )
     elif missing[0] > high:
         message += (
