@@ -57,7 +57,8 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
     For probability targets :math:`q`, :math:`g_i = (\\sum_c w_c q_c)\\,p - w \\odot q`.
     Ignored elements get 0; ``'mean'`` divides by the same denominator as the loss. When every
     target is ignored the gradient is 0 (torch autograd gives the same), although the loss is
-    ``nan``. Without weights, each row of the gradient sums to 0.
+    ``nan``; when the kept targets all have weight 0, it is ``nan`` like torch's. Without
+    weights, each row of the gradient sums to 0.
 
     Explained in chapter 6 (Gradients).
 
@@ -89,6 +90,7 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
         wq = q * weights
         g = np.sum(wq, axis=1, keepdims=True) * p - wq
         denominator = float(p.shape[0])
+        ignored = None
     else:
         _checks.check_index_target(t, x.shape)
         flat = t.reshape(-1)
@@ -105,10 +107,10 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
 
     if reduction == "mean":
         if denominator == 0:
-            # No element counts: torch's loss is nan but autograd's gradient is 0 where rows
-            # were ignored (the loss does not depend on them) and nan where weights are 0.
-            with np.errstate(invalid="ignore", divide="ignore"):
-                g = np.where(np.all(g == 0, axis=1, keepdims=True), 0.0, g / denominator)
+            # The mean is 0/0. torch's autograd then gives 0 for ignored rows (the loss does not
+            # depend on them) and 0 · (1/0) = nan for every other row (class weights of 0).
+            kept = np.ones(len(g), bool) if ignored is None else ~ignored
+            g = np.where(kept[:, None], np.nan, np.zeros_like(g))
         else:
             g = g / denominator
     return _unrows(g, x.shape).astype(x.dtype, copy=False)
