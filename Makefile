@@ -57,15 +57,21 @@ test-notebooks: $(STAMP)
 
 test-site: book linkcheck test-browser
 
+# Sphinx's linkcheck, with every external link ignored (_config.yml: linkcheck_ignore): it
+# checks the links to local files. Cross-references are checked by the nitpicky build, and
+# every link on every page (anchors included) by the browser tests.
 linkcheck: $(STAMP)
 	$(JB) build . --builder linkcheck
 
+# Headless Chromium (Debian's chromium package) against _build/html served on 127.0.0.1;
+# skipped without Chromium unless CELIB_REQUIRE_BROWSER=1 (as in CI).
 test-browser: $(STAMP)
-	$(PY) -m pytest -m browser tests/browser
+	$(PY) -m pytest -m browser tests/browser -p no:cacheprovider --durations=0
 
 serve:
+	@test -f _build/html/index.html || { echo "No site in _build/html: run 'make book' first."; exit 1; }
 	@echo "Serving _build/html on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
-	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
 bench: $(STAMP)
 	$(PY) -m celib.bench

@@ -225,7 +225,8 @@ def read_idx(path: StrPath) -> np.ndarray:
     Notes
     -----
     No checksum is verified, so this also reads IDX files that are not MNIST;
-    :func:`load_mnist` adds the MNIST-specific checks.
+    :func:`load_mnist` adds the MNIST-specific checks. Explained in chapter 7
+    (The MNIST label-index question), which reads a label file byte by byte.
 
     Examples
     --------
@@ -446,7 +447,8 @@ def load_mnist(
     replaced: delete it to have it downloaded again. Nothing is written to
     ``root`` when the files are present, so it may be read-only. Downloads go
     to a temporary file in ``root`` that is renamed into place only after it
-    passed every check and is deleted on any failure.
+    passed every check and is deleted on any failure. Explained in chapter 7
+    (The MNIST label-index question).
 
     Examples
     --------
@@ -498,7 +500,8 @@ def load_mnist_labels(
     Notes
     -----
     Useful offline, where the 60,000 training labels are at hand but the
-    training images are not.
+    training images are not. Explained in chapter 7 (The MNIST label-index
+    question).
 
     Examples
     --------

@@ -17,6 +17,10 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entrop
 def softmax(z: ArrayLike, axis: int = -1) -> np.ndarray:
     """:math:`e^{z_i} / \\sum_j e^{z_j}` with no shift: overflows for logits beyond ~709.
 
+    Notes
+    -----
+    Explained in chapter 5 (Numerical stability).
+
     Examples
     --------
     >>> import numpy as np
@@ -34,6 +38,10 @@ def softmax(z: ArrayLike, axis: int = -1) -> np.ndarray:
 def log_softmax(z: ArrayLike, axis: int = -1) -> np.ndarray:
     """``log(softmax(z))``: ``-inf`` wherever a probability underflowed to 0.
 
+    Notes
+    -----
+    Explained in chapter 5 (Numerical stability).
+
     Examples
     --------
     >>> import numpy as np
@@ -47,6 +55,10 @@ def log_softmax(z: ArrayLike, axis: int = -1) -> np.ndarray:
 
 def logsumexp(z: ArrayLike, axis: int = -1) -> np.ndarray:
     """``log(sum(exp(z)))``: ``inf`` as soon as one ``exp`` overflows.
+
+    Notes
+    -----
+    Explained in chapter 5 (Numerical stability).
 
     Examples
     --------
@@ -63,6 +75,10 @@ def logsumexp(z: ArrayLike, axis: int = -1) -> np.ndarray:
 def cross_entropy_from_probs(probs: ArrayLike, target: ArrayLike) -> np.floating:
     """Mean of :math:`-\\log p_{i, y_i}` from probabilities of shape (C,) or (N, C).
 
+    Notes
+    -----
+    Explained in chapter 5 (Numerical stability).
+
     Examples
     --------
     >>> from celib import naive
@@ -78,6 +94,10 @@ def cross_entropy_from_probs(probs: ArrayLike, target: ArrayLike) -> np.floating
 
 def cross_entropy(logits: ArrayLike, target: ArrayLike) -> np.floating:
     """Mean cross-entropy as ``-log(softmax(z)[y])``: the softmax first, the log after.
+
+    Notes
+    -----
+    Explained in chapter 5 (Numerical stability).
 
     Examples
     --------
