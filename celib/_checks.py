@@ -82,11 +82,21 @@ def index_target_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (input_shape[0],) + tuple(input_shape[2:])
 
 
-def check_index_target(target: np.ndarray, input_shape: tuple[int, ...]) -> None:
-    """Dtype and shape of class-index targets (bounds are checked by :func:`check_bounds`)."""
+def check_index_target(target: np.ndarray, input_shape: tuple[int, ...],
+                       probabilities_allowed: bool = True) -> None:
+    """Dtype and shape of class-index targets (bounds are checked by :func:`check_bounds`).
+
+    ``probabilities_allowed`` says whether the caller also takes probability targets
+    (``cross_entropy`` does, ``nll_loss`` does not), which changes the advice for float targets.
+    """
     if target.dtype not in INDEX_DTYPES:
         hint = ""
-        if target.dtype.kind == "f":
+        if target.dtype.kind == "f" and not probabilities_allowed:
+            hint = (
+                " nll_loss takes class indices only (torch: 'multi-target not supported'); for "
+                "class-probability targets use cross_entropy on the logits."
+            )
+        elif target.dtype.kind == "f":
             hint = (
                 " Float targets are read as class probabilities and must have the input's shape "
                 f"{input_shape}; for class indices use integers, e.g. target.astype(np.int64)."

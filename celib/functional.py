@@ -385,7 +385,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     _checks.check_reduction(reduction)
     num_classes = _checks.class_count(x)
     t = np.asarray(target)
-    _checks.check_index_target(t, x.shape)
+    _checks.check_index_target(t, x.shape, probabilities_allowed=False)
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
     w = _checks.check_weight(weight, num_classes, work.dtype)
     per_element, denominator = _nll_rows(_rows(work), t.reshape(-1), w, ignore_index, num_classes)
