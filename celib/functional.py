@@ -49,7 +49,9 @@ def _shifted_and_sum(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, 
     no error.
     """
     m = np.max(x, axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore"):  # inf - inf where a row holds +inf: nan, as in torch
+    # inf - inf where a row holds +inf gives nan, as in torch; x - m below -max_float overflows
+    # to -inf, whose exp is the correctly rounded 0.
+    with np.errstate(invalid="ignore", over="ignore"):
         shifted = x - m
     e = np.exp(shifted)
     k = np.argmax(x, axis=axis, keepdims=True)
@@ -310,8 +312,11 @@ def _reduce(per_element: np.ndarray, denominator: float, reduction: str, shape: 
     total = np.sum(per_element, dtype=np.float64)
     if reduction == "sum":
         return dtype.type(total)
-    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 = nan: every target ignored
-        return dtype.type(total / denominator)
+    if denominator == 0:
+        # Nothing counts (every target ignored, every kept target weighs 0, or an empty batch):
+        # torch's mean is 0/0 = nan, even when label smoothing makes the numerator non-zero.
+        return dtype.type(np.nan)
+    return dtype.type(total / denominator)
 
 
 def _is_probability_target(target: np.ndarray, input_shape: tuple[int, ...]) -> bool:

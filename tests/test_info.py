@@ -1,0 +1,200 @@
+"""celib.info: entropy, cross-entropy and KL divergence of discrete distributions.
+
+Oracles: scipy.stats.entropy / scipy.special.rel_entr / xlogy, the direct formula, torch's
+Categorical(probs).entropy() and torch.nn.functional.kl_div(q.log(), p, reduction='sum').
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+import torch
+import torch.nn.functional as F
+
+from celib import info
+from celib_testing import assert_close, to_torch64, torch_np
+
+
+def random_dist(rng, shape, axis=-1, dtype=np.float64, zeros=False):
+    a = rng.gamma(0.7, size=shape)
+    if zeros:
+        a = np.where(rng.random(shape) < 0.3, 0.0, a)
+        # keep at least one positive entry along the axis
+        first = [slice(None)] * len(shape)
+        first[axis] = 0
+        a[tuple(first)] += 0.5
+    return (a / a.sum(axis=axis, keepdims=True)).astype(dtype)
+
+
+SHAPE_AXIS = [((6,), -1), ((6,), 0), ((4, 5), -1), ((4, 5), 0), ((4, 5), 1), ((2, 3, 4), 1), ((2, 3, 4), -1)]
+BASES = [None, 2, 10, np.e]
+
+
+def _scale(base):
+    return 1.0 if base is None else 1.0 / np.log(base)
+
+
+# --------------------------------------------------------------------------------------
+# entropy
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,axis", SHAPE_AXIS)
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("zeros", [False, True])
+def test_entropy_matches_scipy(rng, dtype, shape, axis, base, zeros):
+    p = random_dist(rng, shape, axis, dtype, zeros)
+    got = info.entropy(p, axis=axis, base=base)
+    ref = scipy.stats.entropy(p.astype(np.float64), base=base, axis=axis)
+    assert_close(got, np.asarray(ref), dtype)
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_entropy_matches_torch_categorical(rng, dtype, zeros):
+    p = random_dist(rng, (5, 7), -1, dtype, zeros)
+    ref = torch_np(torch.distributions.Categorical(probs=to_torch64(p)).entropy())
+    assert_close(info.entropy(p), ref, dtype)
+    assert_close(info.entropy(p, base=2), ref / np.log(2), dtype)
+
+
+def test_entropy_defaults_nats_last_axis(rng):
+    p = random_dist(rng, (3, 4), axis=-1)
+    np.testing.assert_allclose(info.entropy(p), -(p * np.log(p)).sum(-1), rtol=1e-13)
+
+
+def test_entropy_known_values(dtype):
+    assert_close(info.entropy(np.array([0.5, 0.5], dtype=dtype), base=2), np.float64(1.0), dtype)
+    assert_close(info.entropy(np.full(8, 1 / 8, dtype=dtype), base=2), np.float64(3.0), dtype)
+    assert_close(info.entropy(np.full(4, 0.25, dtype=dtype)), np.float64(np.log(4)), dtype)
+    assert_close(info.entropy(np.full(10, 0.1, dtype=dtype), base=10), np.float64(1.0), dtype)
+    # 0 log 0 = 0: a point mass has zero entropy, not nan
+    assert_close(info.entropy(np.array([0.0, 1.0, 0.0], dtype=dtype)), np.float64(0.0), dtype)
+    assert_close(info.entropy(np.array([0.0, 0.5, 0.5], dtype=dtype), base=2), np.float64(1.0), dtype)
+
+
+def test_entropy_accepts_lists():
+    got = info.entropy([0.25, 0.25, 0.5], base=2)
+    assert np.asarray(got).dtype == np.float64
+    np.testing.assert_allclose(got, 1.5, rtol=1e-15)
+
+
+def test_entropy_returns_reduced_shape(rng):
+    p = random_dist(rng, (2, 3, 4), axis=1)
+    assert np.shape(info.entropy(p, axis=1)) == (2, 4)
+    assert np.shape(info.entropy(random_dist(rng, (5,)))) == ()
+
+
+# --------------------------------------------------------------------------------------
+# cross-entropy H(p, q)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,axis", SHAPE_AXIS)
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("zeros", [False, True])
+def test_cross_entropy_matches_direct_formula(rng, dtype, shape, axis, base, zeros):
+    p = random_dist(rng, shape, axis, dtype, zeros)
+    q = random_dist(rng, shape, axis, dtype, False)
+    ref = -scipy.special.xlogy(p.astype(np.float64), q.astype(np.float64)).sum(axis=axis) * _scale(base)
+    assert_close(info.cross_entropy(p, q, axis=axis, base=base), ref, dtype)
+
+
+def test_cross_entropy_matches_torch_soft_target_loss(rng, dtype):
+    # H(p, q) is torch's cross_entropy with probability targets p and logits log q
+    p = random_dist(rng, (6, 4), -1, dtype)
+    q = random_dist(rng, (6, 4), -1, dtype)
+    ref = torch_np(F.cross_entropy(to_torch64(np.log(q.astype(np.float64))), to_torch64(p), reduction="none"))
+    assert_close(info.cross_entropy(p, q), ref, dtype)
+
+
+def test_cross_entropy_zero_handling(dtype):
+    p = np.array([0.0, 0.5, 0.5], dtype=dtype)
+    q0 = np.array([0.0, 0.5, 0.5], dtype=dtype)  # q = 0 where p = 0: the term is 0
+    assert_close(info.cross_entropy(p, q0, base=2), np.float64(1.0), dtype)
+    q1 = np.array([0.5, 0.5, 0.0], dtype=dtype)  # q = 0 where p > 0: infinite
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = info.cross_entropy(p, q1)
+    assert np.asarray(got).dtype == dtype
+    assert got == np.inf
+
+
+def test_cross_entropy_of_p_with_itself_is_entropy(rng, dtype):
+    p = random_dist(rng, (5, 6), -1, dtype, zeros=True)
+    assert_close(info.cross_entropy(p, p), info.entropy(p).astype(np.float64), dtype)
+
+
+# --------------------------------------------------------------------------------------
+# KL divergence
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,axis", SHAPE_AXIS)
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("zeros", [False, True])
+def test_kl_matches_scipy(rng, dtype, shape, axis, base, zeros):
+    p = random_dist(rng, shape, axis, dtype, zeros)
+    q = random_dist(rng, shape, axis, dtype, False)
+    ref = scipy.special.rel_entr(p.astype(np.float64), q.astype(np.float64)).sum(axis=axis) * _scale(base)
+    assert_close(info.kl_divergence(p, q, axis=axis, base=base), ref, dtype)
+    ref2 = scipy.stats.entropy(p.astype(np.float64), q.astype(np.float64), base=base, axis=axis)
+    assert_close(info.kl_divergence(p, q, axis=axis, base=base), np.asarray(ref2), dtype)
+
+
+def test_kl_matches_torch_kl_div(rng, dtype):
+    p = random_dist(rng, (7,), -1, dtype)
+    q = random_dist(rng, (7,), -1, dtype)
+    ref = torch_np(F.kl_div(to_torch64(q).log(), to_torch64(p), reduction="sum"))
+    assert_close(info.kl_divergence(p, q), ref, dtype)
+    P = random_dist(rng, (4, 5), -1, dtype)
+    Q = random_dist(rng, (4, 5), -1, dtype)
+    ref = torch_np(F.kl_div(to_torch64(Q).log(), to_torch64(P), reduction="none").sum(-1))
+    assert_close(info.kl_divergence(P, Q), ref, dtype)
+
+
+def test_kl_zero_handling(dtype):
+    p = np.array([0.0, 0.25, 0.75], dtype=dtype)
+    q = np.array([0.0, 0.5, 0.5], dtype=dtype)  # 0 log(0/0) = 0
+    expected = 0.25 * np.log(0.5) + 0.75 * np.log(1.5)
+    assert_close(info.kl_divergence(p, q), np.float64(expected), dtype)
+    q_bad = np.array([0.5, 0.5, 0.0], dtype=dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = info.kl_divergence(p, q_bad)
+    assert np.asarray(got).dtype == dtype
+    assert got == np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got = info.kl_divergence(np.array([[0.5, 0.5], [1.0, 0.0]], dtype=dtype),
+                                 np.array([[1.0, 0.0], [1.0, 0.0]], dtype=dtype))
+    assert got[0] == np.inf and got[1] == 0.0
+
+
+def test_kl_of_identical_distributions_is_zero(rng, dtype):
+    p = random_dist(rng, (5, 6), -1, dtype, zeros=True)
+    np.testing.assert_allclose(info.kl_divergence(p, p), 0.0, atol=1e-15 if dtype == np.float64 else 1e-6)
+
+
+def test_decomposition_cross_entropy_is_entropy_plus_kl(rng, dtype):
+    p = random_dist(rng, (5, 6), -1, dtype, zeros=True)
+    q = random_dist(rng, (5, 6), -1, dtype)
+    for base in BASES:
+        lhs = info.cross_entropy(p, q, base=base)
+        rhs = info.entropy(p, base=base).astype(np.float64) + info.kl_divergence(p, q, base=base)
+        assert_close(lhs, rhs, dtype, rtol=1e-11 if dtype == np.float64 else 1e-5)
+
+
+def test_kl_is_asymmetric():
+    p = np.array([0.9, 0.1])
+    q = np.array([0.5, 0.5])
+    assert abs(info.kl_divergence(p, q) - info.kl_divergence(q, p)) > 0.05
+
+
+def test_info_does_not_mutate_inputs(rng):
+    p = random_dist(rng, (3, 4), zeros=True)
+    q = random_dist(rng, (3, 4))
+    pc, qc = p.copy(), q.copy()
+    info.entropy(p, base=2)
+    info.cross_entropy(p, q)
+    info.kl_divergence(p, q, base=2)
+    np.testing.assert_array_equal(p, pc)
+    np.testing.assert_array_equal(q, qc)
