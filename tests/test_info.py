@@ -198,3 +198,37 @@ def test_info_does_not_mutate_inputs(rng):
     info.kl_divergence(p, q, base=2)
     np.testing.assert_array_equal(p, pc)
     np.testing.assert_array_equal(q, qc)
+
+
+# --------------------------------------------------------------------------------------
+# bad input: a clear ValueError, never a number computed from something that is not a distribution
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    (np.array(["a", "b"]), "real probabilities"),
+    (np.float64(1.0), "axis of outcomes"),
+    (np.array([0.5, -0.1, 0.6]), "non-negative"),
+    (np.array([0.5, np.nan, 0.5]), "non-negative"),
+    (np.array([2.0, -1.0, 0.5]), "non-negative"),
+    (np.array([1.0, 2.0, 3.0]), r"sum to 1 .* a sum is 6; if these are logits, apply celib.functional.softmax"),
+])
+def test_info_refuses_what_is_not_a_distribution(bad, pattern):
+    from celib import info
+    for call in (lambda: info.entropy(bad), lambda: info.cross_entropy(bad, np.full(3, 1 / 3)),
+                 lambda: info.kl_divergence(np.full(3, 1 / 3), bad) if np.ndim(bad) else info.kl_divergence(bad, bad)):
+        with pytest.raises(ValueError, match=pattern):
+            call()
+
+
+@pytest.mark.parametrize("base", [0, -2, 1])
+def test_info_refuses_a_meaningless_base(base):
+    from celib import info
+    with pytest.raises(ValueError, match=f"base must be positive and not 1, got {base}"):
+        info.entropy([0.5, 0.5], base=base)
+
+
+def test_info_reads_integer_distributions_as_float64():
+    from celib import info
+    assert info.entropy(np.array([1, 0])) == 0.0
+    assert info.entropy(np.array([1, 0])).dtype == np.float64
