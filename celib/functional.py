@@ -16,6 +16,17 @@ The log-sum-exp family uses the max-shift with the ``log1p`` form of Blanchard, 
 Nothing overflows (every exponent is ≤ 0), and when one logit dominates, ``log1p(s)`` keeps the
 tiny loss that ``log(1 + s)`` would round to 0. Chapter 2 (Softmax) and chapter 5 (Numerical
 stability) explain both.
+
+The work is done by the blocked, multi-threaded kernels of :mod:`celib._kernels`: float32
+input is computed in float64 and rounded once, float64 input carries the rounding error of
+``x - m`` into ``exp``, and the cross-entropy gathers the target logits instead of forming the
+``(N, C)`` log-softmax (its per-sample losses, and their sum, are float64 until the end, so a
+float32 ``'mean'`` does not overflow when the exact mean is finite). On the stress inputs of
+``python -m celib.accuracy`` the results are within 1 ulp of exact in float32 and 4 ulp in
+float64. (One limit no method escapes: a float64 logsumexp whose exact value is close to 0,
+such as ``logsumexp([-ln 2, -ln 2])``, is the difference of two nearly equal numbers and has
+only a small *absolute* error.) Speed and memory against torch are measured by
+``python -m celib.bench``; the appendix on performance shows both.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
+from . import _checks, _kernels
 
 __all__ = [
     "logsumexp",
@@ -40,25 +51,27 @@ __all__ = [
 # The log-sum-exp kernel
 # --------------------------------------------------------------------------------------------
 
-def _shifted_and_sum(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(m, x - m, exp(x - m), s)`` along ``axis`` (``m`` and ``s`` keep a length-1 axis).
+def _last_axis_rows(work: np.ndarray, axis: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """View ``work`` as ``(rows, C)`` with ``axis`` last and each row contiguous (copying only
+    when the layout requires it); also return the shape of the other axes."""
+    moved = np.moveaxis(work, axis, -1)
+    rest = moved.shape[:-1]
+    rows = moved.reshape(-1, moved.shape[-1])
+    return _contiguous_rows(rows), rest
 
-    ``s`` is the sum of ``exp(x_j - m)`` over every j except one index of the maximum. That term
-    is exactly 1, and leaving it out of the sum is what lets ``log1p`` see a small ``s`` exactly.
-    For float32 input ``s`` is accumulated (and returned) in float64, so summing many terms adds
-    no error.
-    """
-    m = np.max(x, axis=axis, keepdims=True)
-    # inf - inf where a row holds +inf gives nan, as in torch; x - m below -max_float overflows
-    # to -inf, whose exp is the correctly rounded 0.
-    with np.errstate(invalid="ignore", over="ignore"):
-        shifted = x - m
-    e = np.exp(shifted)
-    k = np.argmax(x, axis=axis, keepdims=True)
-    np.put_along_axis(e, k, 0.0, axis=axis)
-    s = np.sum(e, axis=axis, keepdims=True, dtype=np.float64)
-    np.put_along_axis(e, k, 1.0, axis=axis)
-    return m, shifted, e, s
+
+def _contiguous_rows(rows: np.ndarray) -> np.ndarray:
+    if rows.shape[1] > 1 and rows.strides[1] != rows.itemsize:
+        return np.ascontiguousarray(rows)
+    return rows
+
+
+def _from_last_axis(rows: np.ndarray, rest: tuple[int, ...], axis: int) -> np.ndarray:
+    """Inverse of :func:`_last_axis_rows` for a result of the input's shape."""
+    out = rows.reshape(rest + (rows.shape[1],))
+    if axis != out.ndim - 1:
+        out = np.ascontiguousarray(np.moveaxis(out, -1, axis))
+    return out
 
 
 def _normalize_axis(axis: int, ndim: int) -> int:
@@ -120,15 +133,16 @@ def logsumexp(x: ArrayLike, axis: int = -1, keepdims: bool = False) -> np.ndarra
         shape = list(work.shape)
         shape[axis] = 1
         out = np.full(shape, -np.inf, dtype=work.dtype)
-    else:
-        m, _, _, s = _shifted_and_sum(work, axis)
-        with np.errstate(invalid="ignore"):
-            out = m + np.log1p(s)
-        # A row with +inf or all -inf: the shift is meaningless there; the answer is m itself.
-        out = np.where(np.isfinite(m), out, m)
-    if not keepdims:
-        out = np.squeeze(out, axis=axis)
-    return out.astype(a.dtype, copy=False)
+        if not keepdims:
+            out = np.squeeze(out, axis=axis)
+        return out.astype(a.dtype, copy=False)
+    rows, rest = _last_axis_rows(work, axis)
+    # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
+    out = _kernels.logsumexp_rows(rows).reshape(rest)
+    if keepdims:
+        out = np.expand_dims(out, axis)
+    with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
+        return out.astype(a.dtype, copy=False)
 
 
 def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
@@ -178,10 +192,10 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     if a.shape[axis] == 0:
         return a.copy()
     work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    m, shifted, _, s = _shifted_and_sum(work, axis)
-    out = shifted - np.log1p(s)
-    out = np.where(np.isfinite(m), out, np.nan)
-    return out.astype(a.dtype, copy=False)
+    rows, rest = _last_axis_rows(work, axis)
+    out = np.empty(rows.shape, dtype=a.dtype)
+    _kernels.log_softmax_rows(rows, out)
+    return _from_last_axis(out, rest, axis)
 
 
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
@@ -225,10 +239,10 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     if a.shape[axis] == 0:
         return a.copy()
     work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    m, _, e, s = _shifted_and_sum(work, axis)
-    out = e / (1.0 + s)
-    out = np.where(np.isfinite(m), out, np.nan)
-    return out.astype(a.dtype, copy=False)
+    rows, rest = _last_axis_rows(work, axis)
+    out = np.empty(rows.shape, dtype=a.dtype)
+    _kernels.softmax_rows(rows, out)
+    return _from_last_axis(out, rest, axis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,15 +322,18 @@ def _reduce(per_element: np.ndarray, denominator: float, reduction: str, shape: 
             dtype: np.dtype):
     """Apply the reduction to the per-element losses; sums are accumulated in float64."""
     if reduction == "none":
-        return per_element.reshape(shape).astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # a float64 loss beyond float32's range is inf
+            return per_element.reshape(shape).astype(dtype, copy=False)
     total = np.sum(per_element, dtype=np.float64)
-    if reduction == "sum":
-        return dtype.type(total)
-    if denominator == 0:
-        # Nothing counts (every target ignored, every kept target weighs 0, or an empty batch):
-        # torch's mean is 0/0 = nan, even when label smoothing makes the numerator non-zero.
-        return dtype.type(np.nan)
-    return dtype.type(total / denominator)
+    with np.errstate(over="ignore"):  # a float64 total beyond float32's range is inf
+        if reduction == "sum":
+            return dtype.type(total)
+        if denominator == 0:
+            # Nothing counts (every target ignored, every kept target weighs 0, or an empty
+            # batch): torch's mean is 0/0 = nan, even when label smoothing makes the numerator
+            # non-zero.
+            return dtype.type(np.nan)
+        return dtype.type(total / denominator)
 
 
 def _is_probability_target(target: np.ndarray, input_shape: tuple[int, ...]) -> bool:
@@ -493,7 +510,6 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     t = np.asarray(target)
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
     w = _checks.check_weight(weight, num_classes, work.dtype)
-    log_p = log_softmax(_rows(work), axis=1)
 
     if _is_probability_target(t, x.shape):
         if ignore_index >= 0:
@@ -501,6 +517,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
                 f"ignore_index={ignore_index} is not supported with class-probability targets "
                 "(as in torch): give ignored elements a zero target row instead"
             )
+        log_p = log_softmax(_rows(work), axis=1)
         q = _rows(t.astype(work.dtype, copy=False))
         if epsilon > 0:
             q = q * (1 - epsilon) + epsilon / num_classes
@@ -511,13 +528,16 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         return _reduce(per_element, float(log_p.shape[0]), reduction, shape, x.dtype)
 
     _checks.check_index_target(t, x.shape)
-    per_element, denominator = _nll_rows(log_p, t.reshape(-1), w, ignore_index, num_classes)
-    if epsilon > 0:
-        ignored = t.reshape(-1) == ignore_index
-        weighted_log_p = log_p if w is None else log_p * w
-        uniform = -np.sum(weighted_log_p, axis=1)
-        uniform[ignored] = 0
-        per_element = (1 - epsilon) * per_element + (epsilon / num_classes) * uniform
+    flat = t.reshape(-1)
+    rows = _contiguous_rows(_rows(work))
+    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+    if num_classes == 0:  # nothing to normalise over: the gather itself decides, as before
+        per_element, denominator = _nll_rows(rows, flat, w, ignore_index, num_classes)
+        return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
+    # Per row, in float64: lse_i - x_{i, y_i} (= -log_softmax(x)_{i, y_i}), without ever
+    # forming the (N, C) log-softmax; the smoothing term needs sum_c w_c (lse_i - x_{i,c}).
+    per_element, denominator = _kernels.cross_entropy_rows(
+        rows, flat, ignored, None if w is None else w.astype(np.float64), epsilon)
     return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
 
 

@@ -17,8 +17,8 @@ from typing import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
-from .functional import _is_probability_target, _rows, softmax
+from . import _checks, _kernels
+from .functional import _contiguous_rows, _is_probability_target, _rows, softmax
 
 __all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad"]
 
@@ -76,7 +76,6 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
     w = _checks.check_weight(weight, num_classes, work.dtype)
     weights = np.ones(num_classes, work.dtype) if w is None else w
-    p = softmax(_rows(work), axis=1)
 
     if _is_probability_target(t, x.shape):
         if ignore_index >= 0:
@@ -84,27 +83,50 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
                 f"ignore_index={ignore_index} is not supported with class-probability targets "
                 "(as in torch)"
             )
+        p = softmax(_rows(work), axis=1)
         q = _rows(t.astype(work.dtype, copy=False))
         if epsilon > 0:
             q = q * (1 - epsilon) + epsilon / num_classes
         wq = q * weights
         g = np.sum(wq, axis=1, keepdims=True) * p - wq
-        denominator = float(p.shape[0])
-        ignored = None
+        return _finish(g, float(p.shape[0]), reduction, x, None)
+
+    _checks.check_index_target(t, x.shape)
+    flat = t.reshape(-1)
+    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+    if w is None:
+        denominator = float(flat.size - np.count_nonzero(ignored))
     else:
-        _checks.check_index_target(t, x.shape)
-        flat = t.reshape(-1)
-        ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+        kept = np.where(ignored, 0, weights[np.where(ignored, 0, flat)]).astype(work.dtype)
+        denominator = float(np.sum(kept, dtype=np.float64))
+        del kept
+    rows = _contiguous_rows(_rows(work))
+    if num_classes == 0 or (reduction == "mean" and denominator == 0):
+        # Rare cases, kept in their plain form: nothing to normalise over, or a 'mean' whose
+        # denominator is 0 (see _finish for what autograd does there).
         safe = np.where(ignored, 0, flat).astype(np.intp)
         target_weight = np.where(ignored, 0, weights[safe]).astype(work.dtype)
+        p = softmax(rows, axis=1)
         g = p.copy()
         g[np.arange(len(safe)), safe] -= 1
         g *= (1 - epsilon) * target_weight[:, None]
         if epsilon > 0:
             g += (epsilon / num_classes) * (weights.sum() * p - weights)
         g[ignored] = 0
-        denominator = float(np.sum(target_weight, dtype=np.float64))
+        return _finish(g, denominator, reduction, x, ignored)
+    # One pass per row block, in float64: g = c_i·(p - e_y) + s·(Σw·p - w), with
+    # c_i = (1 - ε)·w_y/denominator and s = (ε/C)/denominator ('mean'; no division otherwise).
+    scale = 1.0 / denominator if reduction == "mean" else 1.0
+    out = np.empty(rows.shape, dtype=x.dtype)
+    _kernels.cross_entropy_grad_rows(
+        rows, flat, ignored, None if w is None else w.astype(np.float64),
+        (1 - epsilon) * scale, (epsilon / num_classes) * scale, out)
+    return _unrows(out, x.shape)
 
+
+def _finish(g: np.ndarray, denominator: float, reduction: str, x: np.ndarray,
+            ignored: np.ndarray | None) -> np.ndarray:
+    """Divide by the 'mean' denominator and go back to the input's layout and dtype."""
     if reduction == "mean":
         if denominator == 0:
             # The mean is 0/0. torch's autograd then gives 0 for ignored rows (the loss does not
