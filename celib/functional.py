@@ -17,7 +17,7 @@ Nothing overflows (every exponent is ≤ 0), and when one logit dominates, ``log
 tiny loss that ``log(1 + s)`` would round to 0. Chapter 2 (Softmax) and chapter 5 (Numerical
 stability) explain both.
 
-The work is done by the blocked, multi-threaded kernels of :mod:`celib._kernels`: float32
+The work is done by the blocked, multi-threaded kernels of ``celib._kernels``: float32
 input is computed in float64 and rounded once, float64 input carries the rounding error of
 ``x - m`` into ``exp``, and the cross-entropy gathers the target logits instead of forming the
 ``(N, C)`` log-softmax (its per-sample losses, and their sum, are float64 until the end, so a
