@@ -227,22 +227,6 @@ def make_weight(rng, C, dtype):
     return rng.uniform(0.2, 2.0, size=C).astype(dtype)
 
 
-def torch_kwargs(weight=None, ignore_index=NOT_GIVEN, reduction=NOT_GIVEN, label_smoothing=NOT_GIVEN,
-                 pos_weight=None):
-    kw = {}
-    if weight is not None:
-        kw["weight"] = to_torch64(weight)
-    if pos_weight is not None:
-        kw["pos_weight"] = to_torch64(pos_weight)
-    if ignore_index is not NOT_GIVEN:
-        kw["ignore_index"] = ignore_index
-    if reduction is not NOT_GIVEN:
-        kw["reduction"] = reduction
-    if label_smoothing is not NOT_GIVEN:
-        kw["label_smoothing"] = label_smoothing
-    return kw
-
-
 def celib_kwargs(weight=None, ignore_index=NOT_GIVEN, reduction=NOT_GIVEN, label_smoothing=NOT_GIVEN,
                  pos_weight=None):
     kw = {}
@@ -256,6 +240,15 @@ def celib_kwargs(weight=None, ignore_index=NOT_GIVEN, reduction=NOT_GIVEN, label
         kw["reduction"] = reduction
     if label_smoothing is not NOT_GIVEN:
         kw["label_smoothing"] = label_smoothing
+    return kw
+
+
+def torch_kwargs(**options):
+    """celib_kwargs, with the weight arrays turned into float64 tensors for the torch oracle."""
+    kw = celib_kwargs(**options)
+    for name in ("weight", "pos_weight"):
+        if name in kw:
+            kw[name] = to_torch64(kw[name])
     return kw
 
 
