@@ -18,7 +18,7 @@ endif
 # Pytest runs on both cores; nbval needs --dist loadfile so one kernel runs one notebook.
 XDIST  := -n 2
 
-.PHONY: help venv book book-strict notebooks test test-unit test-notebooks test-site test-browser linkcheck serve bench accuracy clean
+.PHONY: help venv book student book-strict notebooks test test-unit test-notebooks test-site test-browser linkcheck serve bench accuracy clean
 
 help:
 	@echo "make book       build the site into _build/html (creates .venv if missing)"
@@ -26,6 +26,7 @@ help:
 	@echo "make notebooks  re-execute every chapter in place, refreshing the committed outputs"
 	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make bench      time celib against torch (python -m celib.bench)"
+	@echo "make student    write the student edition (no solutions, no outputs) to _build/student"
 
 venv: $(STAMP)
 
@@ -41,6 +42,11 @@ book: $(STAMP)
 	$(JB) build . -W -n --keep-going
 	@echo "Open $(CURDIR)/_build/html/index.html in a browser (or run 'make serve')."
 
+# The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
+# the checkers stay importable from cebook.exercises (installed in .venv with celib).
+student: $(STAMP)
+	$(PY) -m cebook.student book _build/student
+
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
@@ -51,7 +57,12 @@ test-unit: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib tests \
 	    --cov=celib --cov-report=term
 
-test-notebooks: $(STAMP)
+test-# The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
+# the checkers stay importable from cebook.exercises (installed in .venv with celib).
+student: $(STAMP)
+	$(PY) -m cebook.student book _build/student
+
+notebooks: $(STAMP)
 	$(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider book
 

@@ -46,6 +46,7 @@ __all__ = [
     "load_mnist",
     "load_mnist_labels",
     "read_idx",
+    "stratified_split",
 ]
 
 StrPath = Union[str, "os.PathLike[str]"]
@@ -510,3 +511,77 @@ def load_mnist_labels(
     array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
     """
     return _load(split, "labels", root, download, mirrors, progress, timeout).astype(np.int64)
+
+
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` (Hamilton's method)."""
+    quota = total * weights / weights.sum()
+    counts = np.floor(quota).astype(np.int64)
+    # Ties are broken by the smaller class index, so the result is deterministic.
+    order = np.argsort(-(quota - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def stratified_split(
+    labels: np.ndarray, sizes: Sequence[int], seed: int = 0
+) -> tuple[np.ndarray, ...]:
+    """Split example indices at random into parts with the same class proportions.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        The class index of every example.
+    sizes : sequence of int
+        How many examples each part gets; they may sum to less than N (the rest is unused).
+    seed : int, default 0
+        Seed of the shuffle, so the split is the same on every machine.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One sorted int64 index array per part, disjoint.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not a 1-d integer array, a size is negative, or the sizes add up to
+        more than N.
+
+    Notes
+    -----
+    Each part draws from every class in proportion to the class's share of what is left,
+    rounded by largest remainder, so every part has exactly its size and the class
+    proportions of every part match the data's to within one example per class. Splitting by
+    position instead (the first 8,000 images for training) is not a random split: the MNIST
+    test file is ordered by writer population (see chapter 7, The MNIST label-index question).
+
+    Examples
+    --------
+    >>> labels = np.repeat([0, 1, 2], [50, 30, 20])
+    >>> train, test = stratified_split(labels, [80, 20], seed=0)
+    >>> np.bincount(labels[test]).tolist()
+    [10, 6, 4]
+    >>> len(np.intersect1d(train, test))
+    0
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-d integer array, got {labels.dtype} "
+                         f"of shape {labels.shape}")
+    sizes = [int(s) for s in sizes]
+    if any(s < 0 for s in sizes) or sum(sizes) > len(labels):
+        raise ValueError(f"sizes must be non-negative and add up to at most {len(labels)} "
+                         f"(the number of labels), got {sizes}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    taken = np.zeros(len(classes), dtype=np.int64)
+    parts = []
+    for size in sizes:
+        left = np.array([len(pool) for pool in pools]) - taken
+        counts = _largest_remainder(size, left.astype(np.float64)) if size else 0 * left
+        parts.append(np.sort(np.concatenate(
+            [pool[t:t + k] for pool, t, k in zip(pools, taken, counts)])).astype(np.int64))
+        taken += counts
+    return tuple(parts)
