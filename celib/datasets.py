@@ -551,8 +551,10 @@ def stratified_split(
     Notes
     -----
     Each part draws from every class in proportion to the class's share of what is left,
-    rounded by largest remainder, so every part has exactly its size and the class
-    proportions of every part match the data's to within one example per class. Splitting by
+    rounded by largest remainder, so every part has exactly its size. The first part's class
+    counts are within one example of the data's proportions, and so are both parts of a split
+    in two that uses all the data; a later part of a split in three or more can miss by a little
+    more, since each part rounds what the earlier ones left. Splitting by
     position instead (the first 8,000 images for training) is not a random split: the MNIST
     test file is ordered by writer population (see chapter 7, The MNIST label-index question).
 
