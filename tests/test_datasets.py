@@ -23,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import celib.datasets as ds
-from celib.datasets import MNISTDownloadError, MNISTError, load_mnist, load_mnist_labels, read_idx
+from celib.datasets import (MNISTDownloadError, MNISTError, load_mnist, load_mnist_labels,
+                            read_idx, stratified_split)
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -696,3 +699,109 @@ def test_progress_absent_when_disabled(
         "test", root=tmp_path, mirrors=[server + "missing/", server + "good/"], progress=False
     )
     assert capsys.readouterr() == ("", "")
+
+
+# ----------------------------------------------------------------------------- stratified_split
+
+
+@st.composite
+def labels_and_sizes(draw: st.DrawFn) -> tuple[np.ndarray, list[int]]:
+    """Integer labels (some classes possibly rare) and part sizes adding up to at most N."""
+    n_classes = draw(st.integers(1, 6))
+    labels = np.array(draw(st.lists(st.integers(0, n_classes - 1), min_size=1, max_size=120)))
+    cuts = sorted(draw(st.lists(st.integers(0, len(labels)), min_size=1, max_size=4)))
+    sizes = np.diff([0, *cuts]).tolist()
+    return labels, sizes
+
+
+@given(labels_and_sizes(), st.integers(0, 2**32 - 1))
+def test_stratified_split_sizes_disjoint_sorted(case: tuple[np.ndarray, list[int]],
+                                                seed: int) -> None:
+    labels, sizes = case
+    parts = stratified_split(labels, sizes, seed=seed)
+    assert [len(p) for p in parts] == sizes                       # every size exact
+    every = np.concatenate(parts)
+    assert len(np.unique(every)) == len(every)                    # disjoint, no repeats
+    assert every.size == 0 or (every.min() >= 0 and every.max() < len(labels))
+    for part in parts:
+        assert part.dtype == np.int64 and np.all(np.diff(part) > 0)  # sorted indices
+
+
+@given(labels_and_sizes(), st.integers(0, 2**32 - 1))
+def test_stratified_split_first_part_within_one_per_class(
+        case: tuple[np.ndarray, list[int]], seed: int) -> None:
+    labels, sizes = case
+    first = stratified_split(labels, sizes, seed=seed)[0]
+    share = np.bincount(labels) / len(labels)
+    counts = np.bincount(labels[first], minlength=len(share))
+    # Largest remainder rounds each class's quota size * share up or down: off by less than 1.
+    assert np.all(np.abs(counts - sizes[0] * share) < 1)
+
+
+@given(labels_and_sizes(), st.integers(0, 2**32 - 1))
+def test_stratified_split_two_parts_of_everything(case: tuple[np.ndarray, list[int]],
+                                                  seed: int) -> None:
+    labels, sizes = case
+    n = len(labels)
+    k = sizes[0]
+    parts = stratified_split(labels, [k, n - k], seed=seed)
+    share = np.bincount(labels) / n
+    for part, size in zip(parts, (k, n - k)):
+        counts = np.bincount(labels[part], minlength=len(share))
+        assert np.all(np.abs(counts - size * share) < 1)
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(n))
+
+
+def test_stratified_split_later_parts_are_within_two_not_one() -> None:
+    # A part after the first is drawn in proportion to what the earlier parts left, so its
+    # counts can miss the data's proportions by more than one example (here 1.2 for class 2).
+    labels = np.array([0, 1, 2, 2, 2])
+    parts = stratified_split(labels, [1, 1, 2], seed=0)
+    counts = [np.bincount(labels[p], minlength=3).tolist() for p in parts]
+    assert counts == [[0, 0, 1], [0, 0, 1], [1, 1, 0]]
+    assert abs(counts[2][2] - 2 * 3 / 5) > 1
+
+
+def test_stratified_split_is_deterministic_and_seeded() -> None:
+    labels = np.random.default_rng(0).integers(0, 10, 500)
+    a = stratified_split(labels, [300, 150], seed=7)
+    b = stratified_split(labels.tolist(), [300, 150], seed=7)   # a list works too
+    c = stratified_split(labels, [300, 150], seed=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    # The class counts come from the data alone; only which examples is up to the seed.
+    assert np.array_equal(np.bincount(labels[a[0]], minlength=10),
+                          np.bincount(labels[c[0]], minlength=10))
+
+
+def test_stratified_split_zero_sizes_and_one_class() -> None:
+    labels = np.zeros(7, dtype=np.uint8)
+    empty, rest = stratified_split(labels, [0, 7], seed=0)
+    assert empty.dtype == np.int64 and empty.size == 0
+    assert rest.tolist() == list(range(7))
+    assert stratified_split(labels, [], seed=0) == ()
+
+
+def test_stratified_split_mnist_test_file(real_root: Path) -> None:
+    """The split chapter 7 (and the chapters after it) uses: 8,000 / 2,000 of the test file."""
+    labels = load_mnist_labels("test", root=real_root, download=False)
+    train, held = stratified_split(labels, [8000, 2000], seed=0)
+    assert len(train) == 8000 and len(held) == 2000 and not np.intersect1d(train, held).size
+    assert np.all(np.abs(np.bincount(labels[held]) - np.bincount(labels) / 5) < 1)
+    # Both blocks of the file (first 5,000 and last 5,000) are represented in the held-out part.
+    assert 900 < np.sum(held < 5000) < 1100
+
+
+@pytest.mark.parametrize(
+    ("labels", "sizes", "message"),
+    [
+        (np.zeros((3, 2), dtype=np.int64), [1], "1-d integer array"),
+        (np.array([0.0, 1.0, 1.0]), [1], "1-d integer array"),
+        (np.array([True, False]), [1], "1-d integer array"),
+        (np.array([0, 1, 1]), [-1, 2], "non-negative"),
+        (np.array([0, 1, 1]), [2, 2], "at most 3"),
+    ],
+)
+def test_stratified_split_errors(labels: np.ndarray, sizes: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        stratified_split(labels, sizes, seed=0)
