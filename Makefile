@@ -57,12 +57,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib tests \
 	    --cov=celib --cov-report=term
 
-test-# The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
-# the checkers stay importable from cebook.exercises (installed in .venv with celib).
-student: $(STAMP)
-	$(PY) -m cebook.student book _build/student
-
-notebooks: $(STAMP)
+test-notebooks: $(STAMP)
 	$(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider book
 
