@@ -1,0 +1,125 @@
+"""Checkers for the exercises of chapter 2, Softmax.
+
+Each checker recomputes what it needs and depends on nothing the page defines. The checkers
+that take a function run it on inputs chosen to expose the usual mistakes: no shift at all (also
+in ``np.longdouble``, whose range ends near 11356 on x86), one shift for the whole batch instead
+of one per row, a shift along the wrong axis, and ``log(softmax(z))``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import WrongAnswer, as_array, as_number, correct, require
+
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
+
+
+def _call(f, *args, what: str, **kwargs):
+    """Call the reader's function; a crash is a wrong answer, with its cause."""
+    require(callable(f), f"pass the function {what} itself, not a value")
+    try:
+        with np.errstate(all="ignore"):
+            return f(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
+        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
+
+
+def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    """Reference, float64, one max-shift per slice along ``axis``."""
+    z = np.asarray(z, dtype=np.float64)
+    m = z.max(axis=axis, keepdims=True)
+    return (z - m) - np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
+
+
+# (logits, axis, what a wrong answer there usually means)
+_CASES = [
+    (np.random.default_rng(123).normal(0.0, 5.0, size=(5,)), -1, ""),
+    (np.random.default_rng(124).normal(0.0, 5.0, size=(4, 3)), 1, ""),
+    (np.random.default_rng(125).normal(0.0, 5.0, size=(4, 3)), 0, "is the axis argument used?"),
+    (np.random.default_rng(126).normal(0.0, 5.0, size=(2, 3, 4)), 1, "is the axis argument used?"),
+    (np.array([1000.0, 999.0]), -1, "large logits overflow: shift them"),
+    (np.array([[1000.0, 999.0], [0.0, -1.0]]), 1,
+     "each row needs its own shift: one maximum for the whole batch empties the other rows"),
+    (np.array([[1000.0, 0.0, 3.0], [999.0, -1.0, 5.0], [0.0, -900.0, 4.0]]), 0,
+     "the shift must be taken along the axis you normalize (keepdims=True)"),
+    (np.array([[1000.0, 999.0, 998.0], [-1.0, 0.0, 1.0], [5.0, 2.0, 900.0]]), 1,
+     "the shift must broadcast back along the right axis (keepdims=True)"),
+    (np.array([[20000.0, 19999.0], [-20000.0, -20001.0]]), 1,
+     "a wider float type only moves the overflow: shift the logits"),
+]
+
+
+def _check_rows(got, expected, what: str, hint: str, rtol: float, atol: float = 1e-300) -> None:
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"{what} should return an array of numbers") from None
+    require(got.shape == expected.shape, f"{what} should return shape {expected.shape}, "
+            f"not {got.shape}")
+    require(np.all(np.isfinite(got)), f"{what} returned inf or nan; {hint or 'look for it'}")
+    require(np.allclose(got, expected, rtol=rtol, atol=atol),
+            f"{what} is wrong; {hint or 'compare with the definition'}")
+
+
+def check_ex1(my_softmax) -> None:
+    """Exercise 1: ``my_softmax(z, axis=-1)``, stable for any shape and axis."""
+    for z, axis, hint in _CASES:
+        got = _call(my_softmax, z.copy(), axis=axis, what="my_softmax")
+        expected = np.exp(_log_softmax(z, axis))
+        _check_rows(got, expected, f"my_softmax on shape {z.shape}, axis={axis}", hint, 1e-10)
+    correct("right on every shape and axis, and no overflow or nan for large logits.")
+
+
+def _softmax_top(T: float) -> float:
+    z = np.array([2.0, 1.0, 0.1]) / T
+    return float(np.exp(_log_softmax(z, 0))[0])
+
+
+def check_ex2(T) -> None:
+    """Exercise 2: the temperature at which softmax((2, 1, 0.1) / T) gives the top class 0.9."""
+    T = as_number(T, "T")
+    require(T > 0, f"a temperature is positive, not {T}")
+    top = _softmax_top(T)
+    require(abs(top - 0.9) < 1e-6,
+            f"at T = {T:.4f} the top probability is {top:.6f}, not 0.9 (the logits are divided "
+            f"by T)")
+    correct(f"T = {T:.4f} gives the top class probability {top:.6f}.")
+
+
+def check_ex3(z_pair) -> None:
+    """Exercise 3: a pair of logits whose softmax is (0.2, 0.8)."""
+    z_pair = as_array(z_pair, "z_pair", shape=(2,))
+    got = np.exp(_log_softmax(z_pair, 0))
+    require(np.allclose(got, [0.2, 0.8], atol=1e-9),
+            f"softmax({z_pair[0]:.4f}, {z_pair[1]:.4f}) = [{got[0]:.4f}, {got[1]:.4f}], "
+            f"not [0.2, 0.8]")
+    correct(f"softmax({z_pair[0]:.4f}, {z_pair[1]:.4f}) = [{got[0]:.4f}, {got[1]:.4f}]; "
+            f"z1 - z0 = {z_pair[1] - z_pair[0]:.4f}.")
+
+
+# (logits of shape (N, C), what a wrong answer there usually means)
+_EX4_CASES = [
+    (np.array([[1000.0, 999.0], [0.0, -1.0]]),
+     "each row needs its own maximum: one maximum for the whole batch empties the other rows"),
+    (np.array([[0.0, -1000.0, 3.0], [1000.0, 0.0, -5.0], [1e-3, 0.0, 2e-3],
+               [-800.0, -800.0, -801.0]]),
+     "a probability that underflows has log -inf: do not take the log of the softmax"),
+    (np.array([[20000.0, 19999.0], [-20000.0, -20001.0]]),
+     "a wider float type only moves the overflow: shift the logits"),
+    (np.array([[1000.0, 999.0, 998.0], [-1.0, 0.0, 1.0], [5.0, 2.0, 900.0]]),
+     "the maximum must be taken along axis 1 and broadcast back (keepdims=True)"),
+]
+
+
+def check_ex4(my_log_softmax) -> None:
+    """Exercise 4: ``my_log_softmax(z)`` for a batch (N, C), finite and accurate."""
+    for z, hint in _EX4_CASES:
+        got = _call(my_log_softmax, z.copy(), what="my_log_softmax")
+        # z - (m + log s) may lose a few ulps of the largest logit: allowed
+        atol = 8 * float(np.spacing(np.abs(z).max()))
+        _check_rows(got, _log_softmax(z, 1), f"my_log_softmax on {z.shape[0]} rows", hint, 1e-12,
+                    atol)
+    correct("finite everywhere and equal to the log-softmax, row by row.")
