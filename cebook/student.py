@@ -12,10 +12,14 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
 ANSWER_TAG = "exercise-answer"
+# The gated directives, as CONTRIBUTING.md writes them (options such as :class: dropdown).
+_START = re.compile(r"(`{3,}|:{3,})\{solution-start\}[^\n]*\n(?:[ \t]*:[^\n]*\n)*[ \t]*\1")
+_END = re.compile(r"(`{3,}|:{3,})\{solution-end\}[^\n]*\n?[ \t]*\1")
 
 
 def _source(cell: dict) -> str:
@@ -44,33 +48,59 @@ def answer_cell(solution_code: list[dict]) -> dict:
     lines += [f"{name} = None" for name in names]
     args = names + [f"{kw.arg}=None" for kw in call.keywords]
     lines.append(f"{call.func.id}({', '.join(args)})")
-    return {"cell_type": "code", "execution_count": None, "id": None,
+    return {"cell_type": "code", "execution_count": None,
             "metadata": {"tags": [ANSWER_TAG]}, "outputs": [], "source": "\n".join(lines)}
 
 
-def student_notebook(nb: dict) -> dict:
-    """A copy of ``nb`` with solutions replaced by answer cells and all outputs cleared."""
-    out = copy.deepcopy(nb)
-    cells, solution = [], None
-    for cell in out["cells"]:
+def _markdown(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text.strip("\n")}
+
+
+def _split_directives(cells: list[dict]) -> list[dict]:
+    """Give each solution directive a markdown cell of its own, keeping the text around it."""
+    out = []
+    for cell in cells:
         text = _source(cell)
-        if cell["cell_type"] == "markdown" and "{solution-start}" in text:
-            solution = []
+        if cell["cell_type"] != "markdown" or not (_START.search(text) or _END.search(text)):
+            out.append(cell)
             continue
-        if solution is not None:
-            if cell["cell_type"] == "markdown" and "{solution-end}" in text:
-                new = answer_cell(solution)
-                new["id"] = f"answer-{len(cells)}"
-                cells.append(new)
+        pieces, last = [], 0
+        for match in sorted([*_START.finditer(text), *_END.finditer(text)], key=lambda m: m.start()):
+            pieces += [text[last:match.start()], match.group(0)]
+            last = match.end()
+        pieces.append(text[last:])
+        out += [_markdown(piece) for piece in pieces if piece.strip()]
+    return out
+
+
+def student_notebook(nb: dict) -> dict:
+    """A copy of ``nb`` with solutions replaced by answer cells and all outputs cleared.
+
+    Text that shares a markdown cell with a directive (an exercise statement before
+    ``{solution-start}``, or the next one after ``{solution-end}``) is kept; the solution's
+    own text and code go.
+    """
+    out = copy.deepcopy(nb)
+    cells: list[dict] = []
+    solution = None
+    for cell in _split_directives(out["cells"]):
+        text = _source(cell)
+        if cell["cell_type"] == "markdown" and _START.fullmatch(text.strip()):
+            solution = []
+        elif solution is not None:
+            if cell["cell_type"] == "markdown" and _END.fullmatch(text.strip()):
+                cells.append(answer_cell(solution))
                 solution = None
             elif cell["cell_type"] == "code":
                 solution.append(cell)
-            continue
-        if cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
-        cells.append(cell)
+        else:
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+            cells.append(cell)
     if solution is not None:
         raise ValueError("a {solution-start} has no matching {solution-end}")
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"
     out["cells"] = cells
     return out
 
@@ -78,7 +108,7 @@ def student_notebook(nb: dict) -> dict:
 def main(book: str = "book", dest: str = "_build/student") -> None:
     out_dir = Path(dest)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path in sorted(Path(book).glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(Path(book).glob("[0-9][0-9]*_*.ipynb")):
         nb = student_notebook(json.loads(path.read_text(encoding="utf-8")))
         target = out_dir / path.name
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
