@@ -1,0 +1,221 @@
+"""Plumbing for chapter 5, Numerical stability: float limits, exact references, ulp errors.
+
+The page shows what is measured and what it means; this module holds the machinery:
+
+- :func:`limits`, :func:`thresholds`, :func:`neighbours`, :func:`exp_in`, :func:`kind`: the
+  range of ``exp`` in float16, bfloat16, float32 and float64, and the floats on either side of
+  each threshold;
+- :func:`exact_loss` and :func:`ulp_error`: a 50-digit mpmath reference and the error of a
+  computed value in units in the last place;
+- :func:`four_losses` and :func:`measure_spreads`: the loss ``-log softmax(z)[t]`` computed four
+  ways (textbook, max-shift without ``log1p``, celib, torch) for logits ``[d, 0, ..., 0]``;
+- :func:`plot_errors`: the figure of those errors; :func:`bucket`: a coarse printable bound;
+- :func:`faithful_bracket`: the range of ulp errors the textbook log-softmax of ``[0, -d]`` can
+  have, whichever neighbour of ``e^{-d}`` the machine's ``exp`` returns (gradual underflow).
+
+Every function is deterministic; mpmath's precision is set by the caller (the page uses
+``mpmath.mp.dps = 50``).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import mpmath
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import celib.functional as cf
+import celib.naive as naive
+
+BF16 = "bfloat16"
+DTYPES = [np.float16, BF16, np.float32, np.float64]
+METHODS = ("naive", "shifted", "celib", "torch")
+
+
+def name_of(dtype) -> str:
+    """The printable name of a numpy dtype, or ``'bfloat16'``."""
+    return dtype if dtype == BF16 else np.dtype(dtype).name
+
+
+def limits(dtype) -> tuple[float, float, float]:
+    """(largest finite M, smallest normal t, smallest subnormal s) as Python floats."""
+    if dtype == BF16:
+        fi = torch.finfo(torch.bfloat16)
+        s = torch.tensor([1], dtype=torch.int16).view(torch.bfloat16).item()  # bits 0x0001
+        return fi.max, fi.smallest_normal, s
+    fi = np.finfo(dtype)
+    return float(fi.max), float(fi.smallest_normal), float(fi.smallest_subnormal)
+
+
+def thresholds(dtype) -> dict:
+    """Exact (mpmath) values of log M, log t, log s and log(s/2) for ``dtype``."""
+    big, tiny, sub = (mpmath.mpf(v) for v in limits(dtype))
+    return {"log M": mpmath.log(big), "log t": mpmath.log(tiny),
+            "log s": mpmath.log(sub), "log(s/2)": mpmath.log(sub / 2)}
+
+
+def _step(x, dtype, up: bool):
+    """The next float of ``dtype`` after x, upwards or downwards."""
+    if dtype == BF16:
+        target = torch.tensor(np.inf if up else -np.inf, dtype=torch.bfloat16)
+        return torch.nextafter(x, target)
+    return np.nextafter(x, dtype(np.inf if up else -np.inf))
+
+
+def _as_dtype(v, dtype):
+    return torch.tensor(v, dtype=torch.bfloat16) if dtype == BF16 else dtype(v)
+
+
+def exp_in(x, dtype) -> float:
+    """``exp(x)`` evaluated in ``dtype`` (numpy's exp; torch's for bfloat16), as a float."""
+    if dtype == BF16:
+        return torch.exp(x).item()
+    with np.errstate(over="ignore", under="ignore"):  # overflow and underflow are being tested
+        return float(np.exp(x))
+
+
+def neighbours(exact, dtype):
+    """The largest float of ``dtype`` below ``exact`` (an mpmath number) and the next one up."""
+    x = _as_dtype(float(exact), dtype)
+    while mpmath.mpf(float(x)) >= exact:
+        x = _step(x, dtype, up=False)
+    while mpmath.mpf(float(_step(x, dtype, up=True))) < exact:
+        x = _step(x, dtype, up=True)
+    return x, _step(x, dtype, up=True)
+
+
+def kind(v: float, dtype) -> str:
+    """'inf', 'normal', 'subnormal' or 'zero': what kind of number ``v`` is in ``dtype``."""
+    _, tiny, _ = limits(dtype)
+    if np.isinf(v):
+        return "inf"
+    return "normal" if v >= tiny else ("subnormal" if v > 0 else "zero")
+
+
+def exact_loss(row, t: int):
+    """-log softmax(row)[t] in mpmath, arranged as (m - z_t) + log1p(s) so nothing cancels."""
+    z = [mpmath.mpf(float(v)) for v in row]
+    k = max(range(len(z)), key=lambda j: z[j])
+    s = mpmath.fsum(mpmath.exp(v - z[k]) for j, v in enumerate(z) if j != k)
+    return (z[k] - z[t]) + mpmath.log1p(s)
+
+
+def ulp_error(computed, exact, dtype) -> np.ndarray:
+    """|computed - exact| / ulp(exact) in units of ``dtype``; inf where computed is not finite.
+
+    ``ulp(y) = np.spacing(dtype(|y|))``: the gap above |y| rounded to the type, which below the
+    normal range is the constant smallest subnormal.
+    """
+    err = np.empty(len(computed))
+    for i, (c, y) in enumerate(zip(computed, exact)):
+        if not np.isfinite(c):
+            err[i] = np.inf
+            continue
+        ulp = float(np.spacing(dtype(abs(float(y)))))
+        err[i] = float(abs(mpmath.mpf(float(c)) - y) / ulp)
+    return err
+
+
+def four_losses(z: np.ndarray, t: int) -> dict:
+    """The loss -log softmax(z)[t] for every row of z, computed four ways, in z's dtype."""
+    target = np.full(len(z), t, dtype=np.int64)
+    with np.errstate(all="ignore"):  # the textbook formula overflows: that is being measured
+        naive_l = -naive.log_softmax(z, axis=1)[:, t]
+        m = z.max(axis=1)
+        shifted = -(z[:, t] - m - np.log(np.sum(np.exp(z - m[:, None]), axis=1)))
+    celib_l = cf.cross_entropy(z, target, reduction="none")
+    torch_l = F.cross_entropy(torch.from_numpy(z), torch.from_numpy(target),
+                              reduction="none").numpy()
+    return {"naive": naive_l, "shifted": shifted, "celib": celib_l, "torch": torch_l}
+
+
+def measure_spreads(spread, dtypes=(np.float32, np.float64), classes=(2, 10)) -> dict:
+    """Measure the four losses for logits [d, 0, ..., 0], d in ``spread``, targets 0 and 1.
+
+    Returns a dict keyed by (dtype name, C, target) holding, for each key,
+    ``errors`` ({method: ulp errors}), ``zeros`` ({method: mask of results exactly 0}) and
+    ``region``: where the exact loss is a ``'normal'`` number of the dtype, a nonzero
+    ``'subnormal'`` one after rounding, or ``'zero'`` (below half the smallest subnormal).
+    """
+    out = {}
+    for dt in dtypes:
+        fi = np.finfo(dt)
+        for C in classes:
+            z = np.zeros((len(spread), C), dtype=dt)
+            z[:, 0] = spread
+            for t in (0, 1):
+                exact = [exact_loss(row, t) for row in z]
+                losses = four_losses(z, t)
+                y = np.array([abs(float(v)) for v in exact])
+                region = np.where(y >= fi.smallest_normal, "normal",
+                                  np.where(y > fi.smallest_subnormal / 2, "subnormal", "zero"))
+                out[np.dtype(dt).name, C, t] = {
+                    "errors": {m: ulp_error(v, exact, dt) for m, v in losses.items()},
+                    "zeros": {m: v == 0 for m, v in losses.items()},
+                    "region": region,
+                }
+    return out
+
+
+STYLE = {"naive": ("tab:red", "x"), "shifted": ("tab:orange", "s"),
+         "torch": ("tab:blue", "^"), "celib": ("tab:green", "o")}
+CAP = 1e18  # the row at the top of the plot where inf and nan results are drawn
+
+
+def plot_errors(results: dict, spread, t: int, title: str, C: int = 10) -> None:
+    """Plot the ulp errors of the four methods against the spread, float32 and float64 side by
+    side; inf/nan results are drawn on a separate row at the top."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, dname in zip(axes, ("float32", "float64")):
+        for name, (colour, marker) in STYLE.items():
+            e = results[dname, C, t]["errors"][name]
+            shown = np.where(np.isfinite(e), np.maximum(e, 1e-2), CAP)
+            ax.plot(spread, shown, marker=marker, ms=3, lw=1, color=colour, label=name)
+        ax.axhline(0.5, color="black", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(5e-3, 1e19)
+        ax.set_yticks([1e-2, 0.5, 1e3, 1e6, 1e9, 1e12, 1e15, CAP],
+                      ["≤0.01", "0.5", "1e3", "1e6", "1e9", "1e12", "1e15", "inf/nan"])
+        ax.set_xlabel(f"spread d (logits [d, 0, ..., 0], C = {C})")
+        ax.set_title(dname)
+    axes[0].set_ylabel("error in ulps")
+    axes[0].legend(loc="center left", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.show()
+
+
+def bucket(worst: float) -> str:
+    """A coarse, printable bound for a measured worst ulp error: '≤ 0.5', '≤ 1', '≤ 2', ...
+
+    Coarse on purpose: the last bits of exp and log differ between machines, the bucket does not
+    (the page asserts the bound it prints).
+    """
+    if not np.isfinite(worst):
+        return "inf/nan"
+    for edge, label in ((0.501, "≤ 0.5"), (1.0, "≤ 1"), (2.0, "≤ 2"), (4.0, "≤ 4")):
+        if worst <= edge:
+            return label
+    return f"~1e{int(np.floor(np.log10(worst)))}"
+
+
+def faithful_bracket(d: float) -> tuple[float, float]:
+    """The ulp errors of ``log(r)`` against log softmax([0, -d])[1] for the two float64 numbers
+    r bracketing e^{-d} (the two results a faithfully rounded ``exp(-d)`` may return).
+
+    The textbook log-softmax computes exactly ``log(exp(-d))`` here (``1 + exp(-d)`` rounds to
+    1), so whatever the machine's ``exp``, its error lies in this range up to the rounding of
+    ``log`` (half an ulp). An r of 0 gives an infinite error.
+    """
+    exact = -mpmath.mpf(d) - mpmath.log1p(mpmath.exp(-mpmath.mpf(d)))
+    ulp = float(np.spacing(abs(float(exact))))
+    x = mpmath.exp(-mpmath.mpf(d))
+    r = np.float64(float(x))                   # mpmath rounds to the nearest float64
+    if mpmath.mpf(float(r)) > x:
+        r = np.nextafter(r, 0.0)
+    pair = (r, np.nextafter(r, np.inf))        # r <= e^{-d} < next float
+    errs = [np.inf if v == 0 else float(abs(mpmath.log(mpmath.mpf(float(v))) - exact) / ulp)
+            for v in pair]
+    return min(errs), max(errs)

@@ -1,0 +1,93 @@
+"""Checkers for the exercises of chapter 5, Numerical stability.
+
+Each checker recomputes what it needs (with numpy and a 50-digit mpmath reference) and depends
+on nothing the page defines.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+
+import celib.naive as naive
+
+from . import WrongAnswer, as_number, correct, require
+
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
+
+
+def _call(f, *args, what: str):
+    """Call the reader's function; a crash is a wrong answer, with its cause."""
+    require(callable(f), f"pass the function {what} itself, not a value")
+    try:
+        return f(*args)
+    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
+        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
+
+
+def check_ex1(d) -> None:
+    """Exercise 1: the largest float64 d for which naive.log_softmax([0, -d])[1] is finite."""
+    d = np.float64(as_number(d, "d"))
+    require(d > 0, "d is the gap between the logits 0 and -d: a positive number")
+    with np.errstate(divide="ignore", under="ignore"):
+        at_d = naive.log_softmax(np.array([0.0, -d]))[1]
+        beyond = naive.log_softmax(np.array([0.0, -np.nextafter(d, np.inf)]))[1]
+    require(np.isfinite(at_d), f"log_softmax is already -inf at d = {float(d)!r}")
+    require(np.isinf(beyond), f"d = {float(d)!r} is not the largest: the next float still "
+            f"gives a finite log-probability; look past the subnormal numbers")
+    correct(f"finite ({at_d:.4f}) at d = {d:.16g}, -inf just beyond.")
+
+
+_EX2_CASES = [[1000.0, 1000.0], [-1000.0, -1000.5], [0.0, -40.0], [3.0, 1.0, -2.0],
+              [-5.0, -45.0, -50.0, -5.0], [0.3, -1.2, 0.8, 2.0, -0.5, 0.1, 1.1]]
+
+
+def check_ex2(my_logsumexp) -> None:
+    """Exercise 2: a float64 log-sum-exp that is finite for huge inputs and accurate for tiny
+    results (relative error below 4e-16 against mpmath)."""
+    for case in _EX2_CASES:
+        with np.errstate(all="ignore"):
+            got = _call(my_logsumexp, np.array(case), what="my_logsumexp")
+        got = as_number(got, f"my_logsumexp({case})")
+        with mpmath.workdps(50):
+            exact = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in case))
+            rel = float(abs((mpmath.mpf(got) - exact) / exact))
+        require(rel < 4e-16, f"for {case}: got {got!r}, relative error {rel:.1e}; "
+                + ("is 1 + s rounded before the log?" if case == [0.0, -40.0] else
+                   "check the shift"))
+    correct(f"accurate to a few 1e-16 on all {len(_EX2_CASES)} cases.")
+
+
+def check_ex3(log_sigmoid) -> None:
+    """Exercise 3: log sigmoid(x) for a float64 array, within 2 ulps from x = -800 to 800."""
+    xs = np.array([-800.0, -40.0, -1.0, 0.0, 0.5, 40.0, 800.0])
+    with np.errstate(all="ignore"):
+        got = _call(log_sigmoid, xs.copy(), what="log_sigmoid")
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise WrongAnswer("log_sigmoid should return an array of numbers") from None
+    require(got.shape == xs.shape, f"log_sigmoid should return shape {xs.shape}, not {got.shape}")
+    for x, g in zip(xs, got):
+        with mpmath.workdps(50):
+            exact = -mpmath.log1p(mpmath.exp(-mpmath.mpf(x)))
+            off = float(abs(mpmath.mpf(float(g)) - exact)) if np.isfinite(g) else math.inf
+        require(np.isfinite(g), f"log_sigmoid({x}) = {g}: not finite")
+        require(off <= 2 * np.spacing(abs(float(exact))),
+                f"log_sigmoid({x}) = {float(g)!r}, but the exact value is "
+                f"{mpmath.nstr(exact, 6)}")
+    correct("within 2 ulps from x = -800 to 800.")
+
+
+def check_ex4(S) -> None:
+    """Exercise 4: the smallest power of two S for which float16(1e-8 * S) is normal."""
+    S = as_number(S, "S")
+    tiny = np.finfo(np.float16).smallest_normal
+    require(S >= 1 and np.frexp(S)[0] == 0.5, f"{S} is not a power of two (1, 2, 4, ...)")
+    require(np.float16(1e-8 * S) >= tiny,
+            f"1e-8 * {S:g} = {float(np.float16(1e-8 * S)):.3e} in float16 is still subnormal")
+    require(np.float16(1e-8 * S / 2) < tiny, f"{S / 2:g} already works: {S:g} is not the smallest")
+    correct(f"S = 2^{np.frexp(S)[1] - 1} = {int(S)} maps 1e-8 to "
+            f"{float(np.float16(1e-8 * S)):.4e}.")

@@ -1,0 +1,107 @@
+"""Checkers for the exercises of chapter 6, Gradients.
+
+The data of exercises 2 and 4 come from :mod:`cebook.ch06_helpers` (the page takes them from
+there too), so the checkers depend on nothing the page defines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.autograd.functional import hessian
+
+import celib.functional as cf
+import celib.grad as cg
+from cebook import ch06_helpers as h
+
+from . import WrongAnswer, as_array, correct, require
+
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
+
+
+def _call(f, *args, what: str):
+    """Call the reader's function; a crash is a wrong answer, with its cause."""
+    require(callable(f), f"pass the function {what} itself, not a value")
+    try:
+        return f(*args)
+    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
+        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
+
+
+def check_ex1(bce_grad) -> None:
+    """Exercise 1: d/dx of the summed binary cross-entropy with logits x and targets p."""
+    x = np.random.default_rng(5).normal(scale=3.0, size=8)
+    p = np.random.default_rng(6).uniform(size=8)
+    numeric = cg.numerical_grad(
+        lambda v: cf.binary_cross_entropy_with_logits(v, p, reduction="sum"), x)
+    got = as_array(_call(bce_grad, x.copy(), p.copy(), what="bce_grad"), "bce_grad(x, p)",
+                   shape=x.shape)
+    require(not np.allclose(got, -numeric, atol=1e-6),
+            "the sign is flipped: the gradient is prediction minus target")
+    require(not np.allclose(got, numeric / len(x), atol=1e-8),
+            "that is the gradient of the mean; the exercise asks for the sum")
+    require(np.allclose(got, numeric, atol=1e-8),
+            f"max error {np.abs(got - numeric).max():.2e} against finite differences")
+    correct("matches finite differences of celib's binary_cross_entropy_with_logits.")
+
+
+def check_ex2(gradient) -> None:
+    """Exercise 2: dL/dZ of F.cross_entropy(Z, labels, label_smoothing=0.1), mean reduction."""
+    Z, labels, _, _, _ = h.example_batch()
+    expected = cg.cross_entropy_grad(Z, labels, label_smoothing=0.1)
+    got = as_array(gradient, "the gradient", shape=Z.shape)
+    unsmoothed = cg.cross_entropy_grad(Z, labels)
+    require(not np.allclose(got, unsmoothed, atol=1e-12),
+            "that is the gradient without label smoothing: which target p does smoothing use?")
+    require(not np.allclose(got, expected * len(Z), atol=1e-12),
+            "that is the gradient of the sum: the mean divides by N")
+    require(np.allclose(got, expected, atol=1e-15),
+            "not the gradient of the smoothed loss: p = (1 - eps) e_y + eps / C, all C classes")
+    correct("(q - p) / N with p = (1 - eps) e_y + eps / C.")
+
+
+def check_ex3(weighted_grad) -> None:
+    """Exercise 3: weighted_grad(Z, target, w, ignore_index) for the 'mean' cross-entropy."""
+    r = np.random.default_rng(7)
+    Zc = r.normal(size=(8, 5))
+    tc = np.array([0, 4, -1, 2, 2, -1, 1, 3])
+    wc = r.uniform(0.5, 2.0, size=5)
+    Zt = torch.tensor(Zc, requires_grad=True)
+    F.cross_entropy(Zt, torch.from_numpy(tc), weight=torch.from_numpy(wc),
+                    ignore_index=-1).backward()
+    expected = Zt.grad.numpy()
+    got = as_array(_call(weighted_grad, Zc.copy(), tc.copy(), wc.copy(), -1,
+                         what="weighted_grad"), "weighted_grad(...)", shape=Zc.shape)
+    require(np.all(got[tc == -1] == 0), "ignored rows must get a zero gradient")
+    require(np.allclose(got, expected, atol=1e-15),
+            f"max error {np.abs(got - expected).max():.2e} against torch autograd: what does "
+            "'mean' divide by when there are weights and ignored targets?")
+    correct("matches torch autograd.")
+
+
+def _ex4_data():
+    X, y = h.clouds(h.CENTRES, n_per_class=100, seed=0)
+    return h.with_bias(X), y, h.check_weights()
+
+
+def check_ex4(H) -> None:
+    """Exercise 4: the (9, 9) Hessian of softmax regression's mean cross-entropy at W_check."""
+    X1, y, W = _ex4_data()
+    C, D = W.shape
+
+    def loss(flat):
+        return F.cross_entropy(torch.from_numpy(X1) @ flat.reshape(C, D).T, torch.from_numpy(y))
+
+    expected = hessian(loss, torch.from_numpy(W.reshape(-1))).numpy()
+    H = as_array(H, "the Hessian", shape=expected.shape)
+    require(not np.allclose(H, expected * len(y), atol=1e-9),
+            "that is the Hessian of the sum: the loss is the mean over the examples")
+    require(np.allclose(H, expected, atol=1e-12),
+            f"max error {np.abs(H - expected).max():.2e} against torch's Hessian: check the "
+            "order of the Kronecker factors (W is flattened row by row) and the -q q^T term")
+    eigenvalues = np.linalg.eigvalsh(H)
+    require(np.all(np.abs(eigenvalues[:D]) < 1e-12) and eigenvalues[D] > 1e-6,
+            f"eigenvalues {eigenvalues[:D + 1]}: expected {D} zeros, the rest positive")
+    correct(f"matches torch's Hessian; positive semidefinite, with exactly {D} eigenvalues 0 "
+            "up to rounding (|λ| < 1e-12).")
