@@ -8,7 +8,9 @@ The library behind the course book *Cross-Entropy, Executed*. One module per ide
 - :mod:`celib.grad` — their gradients, written out, and a finite-difference checker (chapter 6);
 - :mod:`celib.naive` — the textbook formulas, unstable on purpose (chapter 5);
 - :mod:`celib.targets` — ``check_targets``, a diagnostic for labels before training (chapter 7);
-- :mod:`celib.datasets` — an MNIST loader that checks every byte (chapter 7).
+- :mod:`celib.datasets` — an MNIST loader that checks every byte (chapter 7);
+- :mod:`celib.calibration` — calibration error, Brier score, temperature scaling and the focal
+  loss (chapter 8).
 
 Only numpy is needed at import time. Typical use::
 
@@ -16,7 +18,8 @@ Only numpy is needed at import time. Typical use::
     loss = cf.cross_entropy(logits, target)
 """
 
-from . import datasets, functional, grad, info, naive, targets
+from . import calibration, datasets, functional, grad, info, naive, targets
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "functional", "grad", "info", "naive", "targets", "__version__"]
+__all__ = ["calibration", "datasets", "functional", "grad", "info", "naive", "targets",
+           "__version__"]

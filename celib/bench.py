@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     ce = [r for r in results if r.function == "cross_entropy" and r.dtype == "float32"]
     print(f"\ncross_entropy float32, celib/torch: "
           + ", ".join(f"{r.shape[0]}x{r.shape[1]} {r.ratio:.2f}" for r in ce))
+    from ._bench_linear import section  # linear_cross_entropy vs torch (chapter 9)
+    print("\n" + section(args.quick, args.threads, not args.no_memory, args.repeats), flush=True)
     print(f"{environment(args.threads)}; {time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -44,6 +44,7 @@ __all__ = [
     "nll_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
+    "linear_cross_entropy",
 ]
 
 
@@ -75,12 +76,43 @@ def _from_last_axis(rows: np.ndarray, rest: tuple[int, ...], axis: int) -> np.nd
 
 
 def _normalize_axis(axis: int, ndim: int) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"axis must be an integer, got {axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of range for an array with {ndim} dimension(s)")
     return axis % ndim
 
 
-def logsumexp(x: ArrayLike, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:
+    """``axis`` (an int, or a tuple/list of ints) as a sorted tuple of distinct axes >= 0.
+
+    A 0-d array has one valid axis, as in torch: 0 (or -1), standing for the array itself.
+    """
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not axes:
+        raise ValueError("axis=() reduces over no axis: give at least one axis")
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise ValueError(f"axis must be an integer or a tuple of integers, got {axis!r}")
+    normalized = [_normalize_axis(a, max(ndim, 1)) for a in axes]
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"axis {axis!r} names the same axis more than once")
+    return tuple(sorted(normalized))
+
+
+def _input_array(x: ArrayLike, dtype) -> np.ndarray:
+    """The input of the softmax family: cast to ``dtype`` first if given (torch's ``dtype=``),
+    else as a floating array (integers read as float64)."""
+    if dtype is None:
+        return _checks.float_array(x, "x")
+    dt = _checks.float_dtype(dtype)
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        return _checks.float_array(a, "x")  # refuses complex, object, strings
+    return a.astype(dt, copy=False)
+
+
+def logsumexp(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = False) -> np.ndarray:
     """Log of the sum of exponentials, :math:`\\log \\sum_j e^{x_j}`, without overflow.
 
     Same as ``torch.logsumexp(x, dim=axis, keepdim=keepdims)``.
@@ -88,16 +120,24 @@ def logsumexp(x: ArrayLike, axis: int = -1, keepdims: bool = False) -> np.ndarra
     Parameters
     ----------
     x : array_like
-        Real values (logits). Integers are read as float64.
-    axis : int, default -1
-        The axis to reduce.
+        Real values (logits). Integers are read as float64 (torch reads them as its default
+        float dtype, float32; numpy and ``scipy.special.logsumexp`` as float64).
+    axis : int or tuple of ints, default -1
+        The axis, or axes, to reduce. Several axes are reduced together, as one axis of their
+        combined length. A 0-d ``x`` has the single axis 0 (or -1), as in torch.
     keepdims : bool, default False
-        Keep the reduced axis with length 1.
+        Keep the reduced axes with length 1.
 
     Returns
     -------
     numpy.ndarray
-        ``x``'s shape without ``axis`` (or with it of length 1), in ``x``'s floating dtype.
+        ``x``'s shape without the reduced axes (or with them of length 1), in ``x``'s floating
+        dtype. For a 0-d ``x``, a 0-d array equal to ``x`` (the log-sum-exp of one number).
+
+    Raises
+    ------
+    ValueError
+        An axis out of range, an axis named twice, or ``axis=()``.
 
     Notes
     -----
@@ -123,46 +163,78 @@ def logsumexp(x: ArrayLike, axis: int = -1, keepdims: bool = False) -> np.ndarra
     inf
     >>> logsumexp([[0.0, 0.0], [1.0, 2.0]], axis=1).round(4)
     array([0.6931, 2.3133])
+    >>> logsumexp(np.zeros((2, 3, 4)), axis=(0, 2), keepdims=True).shape  # log(8) each
+    (1, 3, 1)
+    >>> logsumexp(np.float64(2.5))  # one number: itself, 0-d as in torch
+    array(2.5)
     """
     a = _checks.float_array(x, "x")
-    axis = _normalize_axis(axis, max(a.ndim, 1)) if a.ndim else 0
+    axes = _normalize_axes(axis, a.ndim)
     if a.ndim == 0:
-        a = a.reshape(1)
+        return a.copy()
     work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    if work.shape[axis] == 0:
-        shape = list(work.shape)
-        shape[axis] = 1
-        out = np.full(shape, -np.inf, dtype=work.dtype)
-        if not keepdims:
-            out = np.squeeze(out, axis=axis)
-        return out.astype(a.dtype, copy=False)
+    kept = [i for i in range(a.ndim) if i not in axes]
+    rest = tuple(a.shape[i] for i in kept)
+    keep_shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
+    length = int(np.prod([a.shape[i] for i in axes]))
+    if length == 0:
+        out = np.full(rest, -np.inf, dtype=a.dtype)
+    else:
+        # the reduced axes last, in one row per kept position: (prod(rest), length)
+        moved = np.transpose(work, kept + list(axes)).reshape(-1, length)
+        # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
+        out = _kernels.logsumexp_rows(_contiguous_rows(moved)).reshape(rest)
+        with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
+            out = out.astype(a.dtype, copy=False)
+    return out.reshape(keep_shape) if keepdims else out
+
+
+def _softmax_family(x: ArrayLike, axis: int, dtype, kernel) -> np.ndarray:
+    """Shared by softmax and log_softmax: cast, bring ``axis`` last, run ``kernel`` on the rows."""
+    a = _input_array(x, dtype)
+    if a.ndim == 0:  # one number is a distribution over one class, as in torch
+        _normalize_axis(axis, 1)
+        return _softmax_family(a.reshape(1), 0, None, kernel).reshape(())
+    axis = _normalize_axis(axis, a.ndim)
+    if a.shape[axis] == 0:
+        return a.copy()
+    work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
     rows, rest = _last_axis_rows(work, axis)
-    # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
-    out = _kernels.logsumexp_rows(rows).reshape(rest)
-    if keepdims:
-        out = np.expand_dims(out, axis)
-    with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
-        return out.astype(a.dtype, copy=False)
+    out = np.empty(rows.shape, dtype=a.dtype)
+    kernel(rows, out)
+    return _from_last_axis(out, rest, axis)
 
 
-def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+def log_softmax(x: ArrayLike, axis: int = -1, dtype=None) -> np.ndarray:
     """Logarithm of the softmax, :math:`x_i - \\log\\sum_j e^{x_j}`, computed stably.
 
-    Same as ``torch.nn.functional.log_softmax(x, dim=axis)``. This, not ``log(softmax(x))``, is
-    what a loss needs: it never returns ``-inf`` for a finite logit, and it keeps the tiny
-    values near 0 that the log of a rounded probability loses.
+    Same as ``torch.nn.functional.log_softmax(x, dim=axis, dtype=dtype)``. This, not
+    ``log(softmax(x))``, is what a loss needs: it never returns ``-inf`` for a finite logit, and
+    it keeps the tiny values near 0 that the log of a rounded probability loses.
 
     Parameters
     ----------
     x : array_like
-        Logits. Integers are read as float64.
+        Logits. Integers are read as float64 (torch refuses integer input unless ``dtype`` is
+        given).
     axis : int, default -1
-        The class axis.
+        The class axis. A 0-d ``x`` has the single axis 0 (or -1), as in torch.
+    dtype : numpy floating dtype, optional
+        If given, ``x`` is cast to it before the operation and the result has it, as torch's
+        ``dtype=`` (whose documented use is to prevent overflow: ``dtype=np.float64`` for
+        float16 or float32 input).
 
     Returns
     -------
     numpy.ndarray
-        Same shape and floating dtype as ``x``; every entry ≤ 0.
+        Same shape as ``x``, in ``dtype`` or else ``x``'s floating dtype; every entry ≤ 0.
+        A 0-d ``x`` gives 0.0 (one class has probability 1).
+
+    Raises
+    ------
+    ValueError
+        ``axis`` out of range; ``dtype`` not a floating dtype; complex, boolean or non-numeric
+        ``x`` (without ``dtype``).
 
     Notes
     -----
@@ -179,41 +251,45 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from celib.functional import log_softmax
     >>> log_softmax([1000.0, 1.0])  # log(softmax) would give [0, -inf]
     array([   0., -999.])
     >>> float(log_softmax([0.0, -40.0])[0])  # -log1p(e^-40), not 0
     -4.248354255291589e-18
+    >>> log_softmax(np.array([1.0, 2.0], np.float32), dtype=np.float64).dtype
+    dtype('float64')
     """
-    a = _checks.float_array(x, "x")
-    if a.ndim == 0:
-        raise ValueError("log_softmax needs at least one axis (the classes); got a 0-d array")
-    axis = _normalize_axis(axis, a.ndim)
-    if a.shape[axis] == 0:
-        return a.copy()
-    work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    rows, rest = _last_axis_rows(work, axis)
-    out = np.empty(rows.shape, dtype=a.dtype)
-    _kernels.log_softmax_rows(rows, out)
-    return _from_last_axis(out, rest, axis)
+    return _softmax_family(x, axis, dtype, _kernels.log_softmax_rows)
 
 
-def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1, dtype=None) -> np.ndarray:
     """Softmax, :math:`e^{x_i} / \\sum_j e^{x_j}`, computed without overflow.
 
-    Same as ``torch.nn.functional.softmax(x, dim=axis)``.
+    Same as ``torch.nn.functional.softmax(x, dim=axis, dtype=dtype)``.
 
     Parameters
     ----------
     x : array_like
-        Logits. Integers are read as float64.
+        Logits. Integers are read as float64 (torch refuses integer input unless ``dtype`` is
+        given).
     axis : int, default -1
-        The class axis.
+        The class axis. A 0-d ``x`` has the single axis 0 (or -1), as in torch.
+    dtype : numpy floating dtype, optional
+        If given, ``x`` is cast to it before the operation and the result has it, as torch's
+        ``dtype=``.
 
     Returns
     -------
     numpy.ndarray
-        Same shape and floating dtype as ``x``: non-negative, summing to 1 along ``axis``.
+        Same shape as ``x``, in ``dtype`` or else ``x``'s floating dtype: non-negative, summing
+        to 1 along ``axis``. A 0-d ``x`` gives 1.0 (a distribution over one class).
+
+    Raises
+    ------
+    ValueError
+        ``axis`` out of range; ``dtype`` not a floating dtype; complex, boolean or non-numeric
+        ``x`` (without ``dtype``).
 
     Notes
     -----
@@ -226,28 +302,17 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from celib.functional import softmax
     >>> softmax([1000.0, 1.0])  # the textbook exp(x)/sum(exp(x)) gives nan here
     array([1., 0.])
     >>> softmax([1.0, 2.0, 3.0]).round(4)
     array([0.09  , 0.2447, 0.6652])
+    >>> softmax(np.float32(7.0))  # one number: one class, probability 1
+    array(1., dtype=float32)
     """
-    a = _checks.float_array(x, "x")
-    if a.ndim == 0:
-        raise ValueError("softmax needs at least one axis (the classes); got a 0-d array")
-    axis = _normalize_axis(axis, a.ndim)
-    if a.shape[axis] == 0:
-        return a.copy()
-    work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    rows, rest = _last_axis_rows(work, axis)
-    out = np.empty(rows.shape, dtype=a.dtype)
-    _kernels.softmax_rows(rows, out)
-    return _from_last_axis(out, rest, axis)
+    return _softmax_family(x, axis, dtype, _kernels.softmax_rows)
 
-
-# --------------------------------------------------------------------------------------------
-# Targets
-# --------------------------------------------------------------------------------------------
 
 def one_hot(labels: ArrayLike, num_classes: int = -1) -> np.ndarray:
     """One-hot encoding of class indices, like ``torch.nn.functional.one_hot``.
@@ -359,8 +424,8 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     Parameters
     ----------
     input : array_like
-        Log-probabilities, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``; class axis 1
-        (0 for 1-D input).
+        Log-probabilities, floating, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``;
+        class axis 1 (0 for 1-D input).
     target : array_like of int64 (or uint8)
         Class indices, shape ``()``, ``(N,)`` or ``(N, d1, ..., dK)``, in ``[0, C)`` or equal to
         ``ignore_index``.
@@ -382,7 +447,8 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     IndexError
         A target outside ``[0, C)`` that is not ``ignore_index``.
     ValueError
-        Wrong target shape or dtype, weight not of length C, unknown reduction.
+        Wrong target shape or dtype, integer input, weight not of length C, unknown reduction,
+        an ``ignore_index`` that is not an integer.
 
     Notes
     -----
@@ -403,15 +469,15 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     >>> print(f"{nll_loss(log_softmax(logits, axis=1), [0]):.4f}")
     1.2729
     """
-    x = _checks.float_array(input, "input")
-    _checks.check_reduction(reduction)
+    x = _checks.logits_array(input, "input")
     num_classes = _checks.class_count(x)
+    work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
+    opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction)
     t = np.asarray(target)
     _checks.check_index_target(t, x.shape, probabilities_allowed=False)
-    work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
-    w = _checks.check_weight(weight, num_classes, work.dtype)
-    per_element, denominator = _nll_rows(_rows(work), t.reshape(-1), w, ignore_index, num_classes)
-    return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
+    per_element, denominator = _nll_rows(_rows(work), t.reshape(-1), opts.weight,
+                                         opts.ignore_index, num_classes)
+    return _reduce(per_element, denominator, opts.reduction, t.shape, x.dtype)
 
 
 def _nll_rows(rows: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_index: int,
@@ -419,7 +485,10 @@ def _nll_rows(rows: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_inde
     """Per-row -w[t]·rows[t] (0 where ignored) and the 'mean' denominator Σ w[t] over kept rows."""
     ignored = _checks.check_bounds(t, num_classes, ignore_index)
     safe_t = np.where(ignored, 0, t).astype(np.intp)
-    picked = np.take_along_axis(rows, safe_t[:, None], axis=1)[:, 0]
+    if num_classes == 0:  # every target is ignored (check_bounds saw to it): nothing to pick
+        picked = np.zeros(len(t), rows.dtype)
+    else:
+        picked = np.take_along_axis(rows, safe_t[:, None], axis=1)[:, 0]
     target_weight = np.ones(len(t), rows.dtype) if w is None else w[safe_t]
     target_weight = np.where(ignored, 0, target_weight).astype(rows.dtype)
     per_element = -target_weight * picked
@@ -436,8 +505,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     Parameters
     ----------
     input : array_like
-        Logits, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``; the class axis is 1
-        (0 for a 1-D input).
+        Logits, floating, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``; the class axis
+        is 1 (0 for a 1-D input). Integer logits are refused, as torch refuses them.
     target : array_like
         Either class indices, int64 (or uint8), shape ``()``, ``(N,)`` or ``(N, d1, ..., dK)``,
         each in ``[0, C)`` or equal to ``ignore_index``; or class probabilities, floating, of
@@ -446,13 +515,15 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         Per-class weights :math:`w_c`, shape ``(C,)``.
     ignore_index : int, default -100
         Index targets with this value contribute 0 and leave the 'mean' denominator. Not
-        supported with probability targets (a value ≥ 0 is refused, as in torch).
+        supported with probability targets (a value ≥ 0 is refused, as in torch). An integer
+        (Python or numpy); a float such as 1.5 is refused, as in torch.
     reduction : {'mean', 'sum', 'none'}, default 'mean'
         For index targets 'mean' divides by :math:`\\sum_i w_{y_i}` over non-ignored elements
         (their count when unweighted); for probability targets by the number of elements
         :math:`N d_1 \\cdots d_K`, whatever the weights.
     label_smoothing : float in [0, 1], default 0
         ε: the target becomes :math:`(1-\\varepsilon)\\,y + \\varepsilon/C` on every class.
+        A real number (int, float or numpy scalar); a string or a bool is refused.
 
     Returns
     -------
@@ -466,8 +537,9 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
         A class index outside ``[0, C)`` that is not ``ignore_index``: the message names it.
     ValueError
         A target of the wrong shape or dtype (int32, a trailing axis of 1, integer one-hot, ...),
-        weight not of length C, unknown reduction, label_smoothing outside [0, 1], or an
-        ``ignore_index`` ≥ 0 with probability targets.
+        integer logits, weight not of length C, unknown reduction, label_smoothing not a number
+        in [0, 1], an ``ignore_index`` that is not an integer, or an ``ignore_index`` ≥ 0 with
+        probability targets.
 
     Notes
     -----
@@ -487,7 +559,12 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     index-target loss only without weights.
 
     torch accepts only int64 and uint8 class indices; so does celib, so that a mistake made
-    here is the mistake torch would report.
+    here is the mistake torch would report. Likewise integer logits are refused (torch:
+    ``"log_softmax_lastdim_kernel_impl" not implemented for 'Long'``): a loss's input is a
+    model's floating output, and integers there are most often the targets passed in its place.
+    Where torch raises ``TypeError`` for an option of the wrong type (a string
+    ``label_smoothing``, a float ``ignore_index``), celib raises ``ValueError``, as for every
+    other wrong argument.
 
     Explained in chapter 4 (Cross-entropy); targets in chapter 3.
 
@@ -503,20 +580,16 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     >>> print(f"{cross_entropy(logits, [0, 2], label_smoothing=0.1):.4f}")
     0.3455
     """
-    x = _checks.float_array(input, "input")
-    _checks.check_reduction(reduction)
-    epsilon = _checks.check_label_smoothing(label_smoothing)
+    x = _checks.logits_array(input, "input")
     num_classes = _checks.class_count(x)
-    t = np.asarray(target)
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
-    w = _checks.check_weight(weight, num_classes, work.dtype)
+    opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction,
+                                         label_smoothing)
+    w, epsilon, reduction = opts.weight, opts.label_smoothing, opts.reduction
+    t = np.asarray(target)
 
     if _is_probability_target(t, x.shape):
-        if ignore_index >= 0:
-            raise ValueError(
-                f"ignore_index={ignore_index} is not supported with class-probability targets "
-                "(as in torch): give ignored elements a zero target row instead"
-            )
+        _checks.refuse_ignore_index_with_probabilities(opts.ignore_index)
         log_p = log_softmax(_rows(work), axis=1)
         q = _rows(t.astype(work.dtype, copy=False))
         if epsilon > 0:
@@ -530,9 +603,9 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     _checks.check_index_target(t, x.shape)
     flat = t.reshape(-1)
     rows = _contiguous_rows(_rows(work))
-    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+    ignored = _checks.check_bounds(flat, num_classes, opts.ignore_index)
     if num_classes == 0:  # nothing to normalise over: the gather itself decides, as before
-        per_element, denominator = _nll_rows(rows, flat, w, ignore_index, num_classes)
+        per_element, denominator = _nll_rows(rows, flat, w, opts.ignore_index, num_classes)
         return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
     # Per row, in float64: lse_i - x_{i, y_i} (= -log_softmax(x)_{i, y_i}), without ever
     # forming the (N, C) log-softmax; the smoothing term needs sum_c w_c (lse_i - x_{i,c}).
@@ -553,7 +626,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
     Parameters
     ----------
     input : array_like
-        Logits, any shape.
+        Logits, floating (integers are refused, as in torch), any shape.
     target : array_like
         Floating targets in [0, 1] (0/1 labels or probabilities), the input's shape.
     weight : array_like, optional
@@ -572,8 +645,8 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
     Raises
     ------
     ValueError
-        Target of another shape than the input, integer target, unknown reduction, weights that
-        do not broadcast.
+        Target of another shape than the input, integer input or target, unknown reduction,
+        weights that do not broadcast.
 
     Notes
     -----
@@ -594,7 +667,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
     >>> bce([2.0, -1.0, 0.0], [1.0, 0.0, 1.0], reduction="none").round(4)
     array([0.1269, 0.3133, 0.6931])
     """
-    x = _checks.float_array(input, "input")
+    x = _checks.logits_array(input, "input")
     _checks.check_reduction(reduction)
     y = np.asarray(target)
     if y.shape != x.shape:
@@ -629,3 +702,6 @@ def _broadcast_weight(weight: ArrayLike, shape: tuple[int, ...], dtype: np.dtype
     if np.broadcast_shapes(w.shape, shape) != tuple(shape):
         raise ValueError(f"{name} of shape {w.shape} would enlarge the input's shape {shape}")
     return w
+
+
+from ._linear import linear_cross_entropy  # noqa: E402  (chapter 9; never forms the logits)

@@ -20,7 +20,8 @@ from numpy.typing import ArrayLike
 from . import _checks, _kernels
 from .functional import _contiguous_rows, _is_probability_target, _rows, softmax
 
-__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad"]
+__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad", "linear_cross_entropy_grad",
+           "focal_loss_grad"]
 
 
 def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -68,21 +69,18 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
     >>> cross_entropy_grad([[2.0, 1.0, 0.1]], [0]).round(4)  # softmax - one_hot
     array([[-0.341 ,  0.2424,  0.0986]])
     """
-    x = _checks.float_array(input, "input")
-    _checks.check_reduction(reduction)
-    epsilon = _checks.check_label_smoothing(label_smoothing)
+    x = _checks.logits_array(input, "input")
     num_classes = _checks.class_count(x)
-    t = np.asarray(target)
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
-    w = _checks.check_weight(weight, num_classes, work.dtype)
+    opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction,
+                                         label_smoothing)
+    w, epsilon, reduction, ignore_index = (opts.weight, opts.label_smoothing, opts.reduction,
+                                           opts.ignore_index)
     weights = np.ones(num_classes, work.dtype) if w is None else w
+    t = np.asarray(target)
 
     if _is_probability_target(t, x.shape):
-        if ignore_index >= 0:
-            raise ValueError(
-                f"ignore_index={ignore_index} is not supported with class-probability targets "
-                "(as in torch)"
-            )
+        _checks.refuse_ignore_index_with_probabilities(ignore_index)
         p = softmax(_rows(work), axis=1)
         q = _rows(t.astype(work.dtype, copy=False))
         if epsilon > 0:
@@ -224,3 +222,7 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 
         flat_point[k] = saved
         flat_grad[k] = (upper - lower) / (2 * eps)
     return grad
+
+
+from ._linear import linear_cross_entropy_grad  # noqa: E402  (chapter 9)
+from .calibration import focal_loss_grad  # noqa: E402  (chapter 8)

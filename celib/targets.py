@@ -295,6 +295,37 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
     >>> summary.missing, caught[0].category.__name__
     ((0,), 'TargetWarning')
     """
+    c = _check_num_classes(num_classes)
+    ignore = operator.index(ignore_index)
+    t = np.asarray(target)
+    input_shape = _check_input(input, c)
+    _check_value_kind(t)  # bool, complex, strings: refused at once
+    _check_not_rows_of_classes(t, c, input_shape)  # one-hot and friends: refused at once
+
+    problems = _Problems()  # shape, dtype and value problems are collected, then raised together
+    t = _check_shape(t, input_shape, problems)
+    _check_whole_numbers(t, c)
+    _check_dtype(t, problems)
+    values = t.astype(np.int64)
+    ignored = values == ignore
+    kept = values[~ignored]
+    _check_range(kept, c, ignore, problems)
+    problems.raise_if_any()
+
+    counts = np.bincount(kept, minlength=c).astype(np.int64)
+    missing = tuple(int(k) for k in np.flatnonzero(counts == 0))
+    if warn_missing and missing and kept.size:
+        _warn_missing(missing, kept, c)
+    return TargetSummary(target=values, num_classes=c, counts=counts,
+                         num_ignored=int(ignored.sum()), missing=missing)
+
+
+# --------------------------------------------------------------------------------------------
+# The checks composed by check_targets, in the order it runs them
+# --------------------------------------------------------------------------------------------
+
+def _check_num_classes(num_classes: int) -> int:
+    """C as a Python int >= 1 (an integer, not a bool)."""
     try:
         if isinstance(num_classes, (bool, np.bool_)):
             raise TypeError
@@ -303,22 +334,28 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
         raise ValueError(f"num_classes must be an integer (the number of logits), got {num_classes!r}") from None
     if c < 1:
         raise ValueError(f"num_classes must be at least 1, got {c}")
-    ignore = operator.index(ignore_index)
+    return c
 
-    t = np.asarray(target)
-    input_shape = None if input is None else tuple(int(s) for s in np.shape(input))
-    if input_shape is not None:
-        if len(input_shape) == 0:
-            raise ValueError("input must have a class axis: shape (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array")
-        input_c = _checks.class_count(np.empty(input_shape, dtype=np.uint8))
-        if input_c != c:
-            raise ValueError(
-                f"the logits have C = {input_c} classes (shape {input_shape}, class axis "
-                f"{0 if len(input_shape) == 1 else 1}) but num_classes = {c}: the model's number "
-                f"of outputs must be the number of classes."
-            )
 
-    # 1. The kind of values: only real numbers can be class indices.
+def _check_input(input: Any, c: int) -> tuple[int, ...] | None:
+    """The logits' shape (None without ``input``), after checking that it has C classes."""
+    if input is None:
+        return None
+    input_shape = tuple(int(s) for s in np.shape(input))
+    if len(input_shape) == 0:
+        raise ValueError("input must have a class axis: shape (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array")
+    input_c = _checks.class_count(np.empty(input_shape, dtype=np.uint8))
+    if input_c != c:
+        raise ValueError(
+            f"the logits have C = {input_c} classes (shape {input_shape}, class axis "
+            f"{0 if len(input_shape) == 1 else 1}) but num_classes = {c}: the model's number "
+            f"of outputs must be the number of classes."
+        )
+    return input_shape
+
+
+def _check_value_kind(t: np.ndarray) -> None:
+    """Only real numbers can be class indices: booleans and non-numbers are refused."""
     if t.dtype.kind == "b":
         raise ValueError(
             f"boolean target (dtype bool): class indices are integers. For two classes use "
@@ -328,13 +365,17 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
     if t.dtype.kind not in "iuf":
         raise ValueError(f"class indices must be integers, got dtype {t.dtype}")
 
-    # 2. One row of class values per sample: one-hot, multi-hot, probabilities.
+
+def _check_not_rows_of_classes(t: np.ndarray, c: int, input_shape: tuple[int, ...] | None) -> None:
+    """One row of class values per sample (one-hot, multi-hot, probabilities) is refused."""
     if _looks_like_rows_of_classes(t, c, input_shape):
         raise ValueError(_rows_message(t, c))
 
-    problems = _Problems()
 
-    # 3. The shape.
+def _check_shape(t: np.ndarray, input_shape: tuple[int, ...] | None,
+                 problems: _Problems) -> np.ndarray:
+    """The logits' shape without the class axis; a trailing axis of size 1 is a (collected)
+    problem, and ``t`` is returned without it so the later checks can go on."""
     if input_shape is not None:
         expected = _checks.index_target_shape(input_shape)
         if t.shape != expected:
@@ -344,79 +385,91 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
                     f"logits of shape {input_shape}): use target.reshape(-1) or target[:, 0] "
                     f"(torch: target.squeeze(1)); torch refuses it ('0D or 1D target tensor "
                     f"expected, multi-target not supported')."))
-                t = t.reshape(expected)
-            else:
-                raise ValueError(
-                    f"expected a class-index target of shape {expected} for logits of shape "
-                    f"{input_shape} (the logits' shape without the class axis), got shape {t.shape}")
+                return t.reshape(expected)
+            raise ValueError(
+                f"expected a class-index target of shape {expected} for logits of shape "
+                f"{input_shape} (the logits' shape without the class axis), got shape {t.shape}")
     elif t.ndim == 2 and t.shape[1] == 1:
         problems.add(ValueError, (
             f"shape {t.shape} has a trailing axis of size 1 (a column vector, as MATLAB and "
             f"scipy.io.loadmat produce): class indices for N samples have shape "
             f"({t.shape[0]},). Use target.reshape(-1) or target[:, 0] (torch: target.squeeze(1)); "
             f"torch refuses it ('0D or 1D target tensor expected, multi-target not supported')."))
-        t = t.reshape(-1)
+        return t.reshape(-1)
+    return t
 
-    # 4. The dtype.
-    if t.dtype.kind == "f":
-        finite = np.isfinite(t)
-        if not np.all(finite):
-            bad = t[~finite].flat[0]
-            raise ValueError(f"target holds {bad}: class indices are integers in [0, {c}); "
-                             f"find where the {bad} came from (a missing label?)")
-        fractional = t != np.round(t)
-        if np.any(fractional):
-            example = float(t[fractional].flat[0])
-            raise ValueError(
-                f"target holds non-integer values such as {example:g} (dtype {t.dtype}): class "
-                f"indices are integers in [0, {c}). If these are class probabilities, they need "
-                f"one row per sample of shape (N, {c}) and go to cross_entropy as they are.")
+
+def _check_whole_numbers(t: np.ndarray, c: int) -> None:
+    """Float targets must hold whole, finite numbers (they may still have the wrong dtype)."""
+    if t.dtype.kind != "f":
+        return
+    finite = np.isfinite(t)
+    if not np.all(finite):
+        bad = t[~finite].flat[0]
+        raise ValueError(f"target holds {bad}: class indices are integers in [0, {c}); "
+                         f"find where the {bad} came from (a missing label?)")
+    fractional = t != np.round(t)
+    if np.any(fractional):
+        example = float(t[fractional].flat[0])
+        raise ValueError(
+            f"target holds non-integer values such as {example:g} (dtype {t.dtype}): class "
+            f"indices are integers in [0, {c}). If these are class probabilities, they need "
+            f"one row per sample of shape (N, {c}) and go to cross_entropy as they are.")
+
+
+def _check_dtype(t: np.ndarray, problems: _Problems) -> None:
+    """A dtype torch refuses as class indices (anything but int64 and uint8) is a problem."""
     message = _dtype_problem(t)
     if message is not None:
         problems.add(ValueError, message)
-    values = t.astype(np.int64)
 
-    # 5. The values.
-    ignored = values == ignore
-    kept = values[~ignored]
+
+def _check_range(kept: np.ndarray, c: int, ignore: int, problems: _Problems) -> None:
+    """Every kept value (not ``ignore_index``) in [0, C); out-of-range values are an IndexError
+    problem whose message lists them and recognizes 1-based labels."""
     bad = (kept < 0) | (kept >= c)
-    if np.any(bad):
-        bad_values, bad_counts = np.unique(kept[bad], return_counts=True)
-        first = int(kept[bad][0])
-        message = (
-            f"Target {first} is out of bounds: class indices must be in [0, {c}) for "
-            f"num_classes = {c}; out of range: {_list_values(bad_values, bad_counts)}."
+    if not np.any(bad):
+        return
+    bad_values, bad_counts = np.unique(kept[bad], return_counts=True)
+    first = int(kept[bad][0])
+    message = (
+        f"Target {first} is out of bounds: class indices must be in [0, {c}) for "
+        f"num_classes = {c}; out of range: {_list_values(bad_values, bad_counts)}."
+    )
+    if _looks_one_based(kept, c):
+        message += (
+            f" This looks like 1-based labels (the Lua Torch / MATLAB / Octave / SVHN "
+            f"convention): the values run from 1 to {c} and none is 0. Subtract 1: "
+            f"target - 1 (class k is then label k + 1). If label {c} stands for the class "
+            f"usually numbered 0, as in SVHN and Andrew Ng's ex3 where 10 is the digit 0, "
+            f"use target % {c} instead, so that class index k is digit k."
         )
-        if kept.min() >= 1 and kept.max() == c:
-            message += (
-                f" This looks like 1-based labels (the Lua Torch / MATLAB / Octave / SVHN "
-                f"convention): the values run from 1 to {c} and none is 0. Subtract 1: "
-                f"target - 1 (class k is then label k + 1). If label {c} stands for the class "
-                f"usually numbered 0, as in SVHN and Andrew Ng's ex3 where 10 is the digit 0, "
-                f"use target % {c} instead, so that class index k is digit k."
-            )
-        else:
-            if bad_values.min() < 0:
-                message += (
-                    f" Negative values often mark unlabelled samples or padding: drop them, or "
-                    f"pass the marker as ignore_index to the loss and to check_targets (here "
-                    f"ignore_index = {ignore})."
-                )
-            if bad_values.max() >= c:
-                message += (
-                    f" If there really are {int(bad_values.max()) + 1} or more classes, the model "
-                    f"needs that many outputs (num_classes); otherwise find where these labels "
-                    f"come from."
-                )
-        problems.add(IndexError, message)
-    problems.raise_if_any()
+    else:
+        message += _out_of_range_hints(bad_values, c, ignore)
+    problems.add(IndexError, message)
 
-    counts = np.bincount(kept, minlength=c).astype(np.int64)
-    missing = tuple(int(k) for k in np.flatnonzero(counts == 0))
-    if warn_missing and missing and kept.size:
-        _warn_missing(missing, kept, c)
-    return TargetSummary(target=values, num_classes=c, counts=counts,
-                         num_ignored=int(ignored.sum()), missing=missing)
+
+def _looks_one_based(kept: np.ndarray, c: int) -> bool:
+    """The 1-based suspicion: the values run from 1 to C (C itself occurs) and none is 0."""
+    return bool(kept.min() >= 1 and kept.max() == c)
+
+
+def _out_of_range_hints(bad_values: np.ndarray, c: int, ignore: int) -> str:
+    """What negative values and values >= C usually mean."""
+    hints = ""
+    if bad_values.min() < 0:
+        hints += (
+            f" Negative values often mark unlabelled samples or padding: drop them, or "
+            f"pass the marker as ignore_index to the loss and to check_targets (here "
+            f"ignore_index = {ignore})."
+        )
+    if bad_values.max() >= c:
+        hints += (
+            f" If there really are {int(bad_values.max()) + 1} or more classes, the model "
+            f"needs that many outputs (num_classes); otherwise find where these labels "
+            f"come from."
+        )
+    return hints
 
 
 def _warn_missing(missing: tuple[int, ...], kept: np.ndarray, c: int) -> None:

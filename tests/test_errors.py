@@ -295,3 +295,128 @@ def test_softmax_jacobian_needs_a_vector():
         cg.softmax_jacobian(np.zeros((2, 3)))
     with pytest.raises(ValueError):
         cg.softmax_jacobian(np.float64(1.0))
+
+
+# --------------------------------------------------------------------------------------
+# arguments torch refuses: integer logits, a string label_smoothing, a float ignore_index
+# --------------------------------------------------------------------------------------
+
+LOGIT_LOSSES = LOSSES + [
+    ("bce", lambda x, t, **kw: cf.binary_cross_entropy_with_logits(x, np.zeros(x.shape), **kw)),
+]
+
+
+@pytest.mark.parametrize("fn", [f for _, f in LOGIT_LOSSES], ids=[n for n, _ in LOGIT_LOSSES])
+@pytest.mark.parametrize("int_dtype", [np.int64, np.int32, np.uint8])
+def test_integer_logits_are_refused_like_torch(fn, int_dtype):
+    import torch
+    import torch.nn.functional as F
+
+    with pytest.raises(NotImplementedError, match="Long"):  # torch refuses Long logits
+        F.cross_entropy(torch.tensor([[1, 2, 3]]), torch.tensor([0]))
+    logits = np.array([[1, 2, 3, 4], [0, 1, 0, 1], [4, 3, 2, 1]], dtype=int_dtype)
+    with pytest.raises(ValueError) as ei:
+        fn(logits, np.array([0, 1, 2]))
+    assert_msg(ei, r"floating", re.escape(np.dtype(int_dtype).name), r"astype\(np\.float32\)")
+
+
+@pytest.mark.parametrize("ls", ["0.1", None, True, np.array([0.1]), [0.1]],
+                         ids=["str", "None", "bool", "array", "list"])
+@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad], ids=["cross_entropy", "grad"])
+def test_label_smoothing_that_is_not_a_number(fn, ls):
+    with pytest.raises(ValueError) as ei:
+        fn(X, np.array([0, 1, 2]), label_smoothing=ls)
+    assert_msg(ei, r"label_smoothing must be a number", re.escape(repr(ls)))
+
+
+@pytest.mark.parametrize("ls", [0, 1, np.float32(0.25), np.float64(0.5), np.int64(0)])
+def test_label_smoothing_accepts_any_real_number_type(ls):
+    ref = cf.cross_entropy(X, np.array([0, 1, 2]), label_smoothing=float(ls))
+    assert cf.cross_entropy(X, np.array([0, 1, 2]), label_smoothing=ls) == ref
+
+
+@pytest.mark.parametrize("ign", [1.5, 1.0, -100.0, True, "1", None, np.float64(2.0)],
+                         ids=["1.5", "1.0", "-100.0", "True", "str", "None", "np.float64"])
+@pytest.mark.parametrize("fn", LOSS_FNS + [cf.cross_entropy], ids=LOSS_IDS + ["cross_entropy_prob"])
+def test_ignore_index_that_is_not_an_integer(fn, ign):
+    import torch
+    import torch.nn.functional as F
+
+    with pytest.raises(TypeError, match="must be int"):  # torch refuses it, even 1.0
+        F.cross_entropy(torch.zeros(3, 4), torch.tensor([0, 1, 2]), ignore_index=1.0)
+    target = np.full((3, 4), 0.25) if fn is cf.cross_entropy else np.array([0, 1, 2])
+    with pytest.raises(ValueError) as ei:
+        fn(X, target, ignore_index=ign)
+    assert_msg(ei, r"ignore_index must be an integer", re.escape(repr(ign)))
+
+
+@pytest.mark.parametrize("fn", LOSS_FNS, ids=LOSS_IDS)
+def test_ignore_index_of_a_numpy_integer_type_is_accepted(fn):
+    t = np.array([0, 1, 2])
+    np.testing.assert_array_equal(fn(X, t, ignore_index=np.int64(1)), fn(X, t, ignore_index=1))
+    np.testing.assert_array_equal(fn(X, t, ignore_index=np.uint8(2)), fn(X, t, ignore_index=2))
+
+
+@pytest.mark.parametrize("dt", [np.int64, np.bool_, np.complex128, "U3", object, "torch"],
+                         ids=["int64", "bool", "complex", "str", "object", "torch"])
+@pytest.mark.parametrize("fn", [cf.softmax, cf.log_softmax])
+def test_softmax_dtype_must_be_floating(fn, dt):
+    if dt == "torch":
+        import torch
+
+        dt = torch.float64  # not a numpy dtype: convert it (torch.float64 -> np.float64)
+    with pytest.raises(ValueError, match=r"dtype must be a (numpy )?floating dtype"):
+        fn(X, dtype=dt)
+
+
+@pytest.mark.parametrize("bad", [np.array([1 + 2j, 3j]), np.array(["a", "b"])], ids=["complex", "str"])
+def test_softmax_dtype_does_not_cast_non_real_input(bad):
+    with pytest.raises(ValueError, match="real floating array"):
+        cf.softmax(bad, dtype=np.float64)
+
+
+@pytest.mark.parametrize(
+    "axis,match",
+    [((0, 0), "more than once"), ((1, -1), "more than once"), ((), "no axis"),
+     ((0, 2), "axis 2 is out of range"), ((0, 1.0), "tuple of integers"), (1.0, "integer"),
+     ("0", "integer")],
+)
+def test_logsumexp_bad_axes(axis, match):
+    with pytest.raises(ValueError, match=match):
+        cf.logsumexp(X, axis=axis)
+
+
+@pytest.mark.parametrize("fn", [cf.softmax, cf.log_softmax])
+@pytest.mark.parametrize("axis", [(0,), 1.0, None])
+def test_softmax_axis_must_be_one_integer(fn, axis):
+    with pytest.raises(ValueError, match="axis must be an integer"):
+        fn(X, axis=axis)
+
+
+def test_cross_entropy_options_is_the_one_place_for_the_option_checks():
+    # cross_entropy, cross_entropy_grad and linear_cross_entropy all call it
+    from celib import _checks
+
+    opts = _checks.cross_entropy_options(4, np.dtype(np.float32), weight=[1, 2, 3, 4],
+                                         ignore_index=np.int64(2), reduction="sum",
+                                         label_smoothing=np.float32(0.5))
+    assert opts.weight.dtype == np.float32 and opts.weight.tolist() == [1, 2, 3, 4]
+    assert (opts.ignore_index, opts.reduction, opts.label_smoothing) == (2, "sum", 0.5)
+    assert type(opts.ignore_index) is int and type(opts.label_smoothing) is float
+    defaults = _checks.cross_entropy_options(3, np.dtype(np.float64))
+    assert (defaults.weight, defaults.ignore_index, defaults.reduction, defaults.label_smoothing) == (
+        None, -100, "mean", 0.0)
+    for kw in ({"reduction": "avg"}, {"label_smoothing": "0.1"}, {"ignore_index": 1.5},
+               {"weight": np.ones(2)}):
+        for fn in (cf.cross_entropy, cg.cross_entropy_grad):
+            with pytest.raises(ValueError) as from_fn:
+                fn(X, np.array([0, 1, 2]), **kw)
+            with pytest.raises(ValueError) as direct:
+                _checks.cross_entropy_options(4, np.dtype(np.float64), **kw)
+            assert str(from_fn.value) == str(direct.value)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-6])
+def test_numerical_grad_needs_a_positive_step(eps):
+    with pytest.raises(ValueError, match=f"eps must be positive, got {eps}"):
+        cg.numerical_grad(lambda v: float(np.sum(v)), [1.0], eps=eps)

@@ -1,7 +1,7 @@
 """celib.functional against torch.nn.functional, option by option, branch by branch.
 
 The reference is always torch computing in float64 on the same input values; celib must
-return the input's float dtype (see conftest for the tolerances and why).
+return the input's float dtype (see tests/celib_testing.py for the tolerances and why).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from celib import functional as cf
-from celib_testing import (
+from tests.celib_testing import (
     FLOAT_DTYPES,
     TORCH_INDEX_DTYPES,
     IGNORE,
@@ -151,6 +151,99 @@ def test_softmax_nontrivial_strides(rng, dtype):
     for x in (base.T, base[::2, ::3], np.asfortranarray(base)):
         assert_close(cf.softmax(x, axis=0), torch_np(torch.softmax(to_torch64(x), 0)), dtype)
         assert_close(cf.log_softmax(x, axis=1), torch_np(torch.log_softmax(to_torch64(x), 1)), dtype)
+
+
+# logsumexp over several axes at once, as torch.logsumexp(x, dim=(...)) and numpy reductions
+TUPLE_AXES = [
+    ((3, 4), (0, 1)),
+    ((3, 4), (1, 0)),
+    ((3, 4), (-1, -2)),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), (2, 0)),
+    ((2, 3, 4), (0, 1, 2)),
+    ((2, 3, 4), (1,)),
+    ((2, 3, 4), [0, -1]),  # a list, as torch also accepts
+    ((2, 3, 4, 5), (1, 3)),
+    ((2, 1, 4, 5), (0, 1, 3)),
+]
+
+
+@pytest.mark.parametrize("shape,axis", TUPLE_AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_over_a_tuple_of_axes_matches_torch(rng, dtype, shape, axis, keepdims):
+    x = make_logits(rng, shape, dtype, scale=10)
+    got = cf.logsumexp(x, axis=axis, keepdims=keepdims)
+    ref = torch_np(torch.logsumexp(to_torch64(x), dim=tuple(axis), keepdim=keepdims))
+    assert_close(got, ref, dtype)
+
+
+def test_logsumexp_over_a_tuple_of_axes_of_a_transposed_array(rng, dtype):
+    x = make_logits(rng, (4, 3, 5), dtype).transpose(2, 0, 1)[:, ::2]
+    ref = torch_np(torch.logsumexp(to_torch64(x), dim=(0, 2)))
+    assert_close(cf.logsumexp(x, axis=(0, 2)), ref, dtype)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_over_an_empty_tuple_of_axes_is_minus_inf(dtype, keepdims):
+    x = np.zeros((2, 0, 4), dtype=dtype)
+    ref = torch_np(torch.logsumexp(torch.zeros(2, 0, 4, dtype=torch.float64), (1, 2), keepdim=keepdims))
+    got = cf.logsumexp(x, axis=(1, 2), keepdims=keepdims)
+    assert_close(got, ref, dtype)
+    assert np.all(got == -np.inf)
+
+
+def test_logsumexp_tuple_with_infinities_matches_torch(dtype):
+    x = np.array([[[0.0, -np.inf], [np.inf, 1.0]], [[-np.inf, -np.inf], [-np.inf, -np.inf]]], dtype)
+    with np.errstate(all="ignore"):
+        got = cf.logsumexp(x, axis=(1, 2))
+    assert_close(got, torch_np(torch.logsumexp(to_torch64(x), (1, 2))), dtype)
+
+
+# dtype= on softmax and log_softmax: the input is cast first, the result has that dtype
+DTYPE_CASTS = [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float32),
+               (np.float64, np.float64), (np.float16, np.float32), (np.float32, np.float16)]
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("src,dst", DTYPE_CASTS, ids=lambda d: np.dtype(d).name)
+def test_softmax_dtype_argument_matches_torch(rng, fn, src, dst):
+    x = make_logits(rng, (5, 7), src, scale=5)
+    got = getattr(cf, fn)(x, axis=1, dtype=dst)
+    assert got.dtype == np.dtype(dst)
+    # torch casts the input to dst first; the reference is that cast input, computed in float64
+    ref = torch_np(getattr(F, fn)(to_torch64(x.astype(dst)), 1))
+    torch_dtype = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32,
+                   np.dtype(np.float64): torch.float64}[np.dtype(dst)]
+    assert getattr(F, fn)(to_torch64(x), 1, dtype=torch_dtype).dtype == torch_dtype
+    if np.dtype(dst) == np.float16:
+        assert_close(got, ref, None, rtol=2e-3, atol=1e-3, check_dtype=False)  # float16: 2**-11
+    else:
+        assert_close(got, ref, dst)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dst", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_softmax_dtype_casts_before_the_operation(fn, dst):
+    # 1e39 is beyond float32's range: cast first, it is +inf, and a row holding +inf is nan
+    x = np.array([1e39, 0.0])
+    torch_dtype = torch.float32 if dst == np.float32 else torch.float64
+    ref = torch_np(getattr(F, fn)(torch.from_numpy(x), 0, dtype=torch_dtype))
+    with np.errstate(over="ignore"):
+        got = getattr(cf, fn)(x, dtype=dst)
+    assert got.dtype == np.dtype(dst)
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got).all() == (dst == np.float32)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dst", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_softmax_dtype_accepts_integer_and_bool_input_like_torch(fn, dst):
+    torch_dtype = torch.float32 if dst == np.float32 else torch.float64
+    for values in ([1, 2, 3], [True, False, True]):
+        x = np.array(values)
+        got = getattr(cf, fn)(x, dtype=dst)
+        ref = torch_np(getattr(F, fn)(torch.tensor(values), 0, dtype=torch_dtype))
+        assert_close(got, ref.astype(np.float64), dst)
 
 
 # --------------------------------------------------------------------------------------

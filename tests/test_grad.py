@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from celib import functional as cf
 from celib import grad as cg
-from celib_testing import (
+from tests.celib_testing import (
     TORCH_INDEX_DTYPES,
     IGNORE,
     NOT_GIVEN,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from celib import info
-from celib_testing import assert_close, to_torch64, torch_np
+from tests.celib_testing import assert_close, to_torch64, torch_np
 
 
 def random_dist(rng, shape, axis=-1, dtype=np.float64, zeros=False):

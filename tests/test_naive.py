@@ -11,7 +11,7 @@ import torch
 
 from celib import functional as cf
 from celib import naive
-from celib_testing import assert_close, make_logits, to_torch64, torch_np
+from tests.celib_testing import assert_close, make_logits, to_torch64, torch_np
 
 # naive.cross_entropy takes logits (softmax first, log after); naive.cross_entropy_from_probs
 # takes probabilities: the mean of -log probs[target].

@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 from celib import functional as cf
 from celib import grad as cg
 from celib import info, naive
-from celib_testing import (
+from tests.celib_testing import (
     assert_close,
     class_dim,
     target_shape,
@@ -313,6 +313,43 @@ def test_softmax_family_equals_torch(x, data):
     assert_close(cf.log_softmax(x, axis=ax), torch_np(torch.log_softmax(xt, ax)), x.dtype)
     kd = data.draw(st.booleans())
     assert_close(cf.logsumexp(x, axis=ax, keepdims=kd), torch_np(torch.logsumexp(xt, ax, keepdim=kd)), x.dtype)
+
+
+@MEDIUM
+@given(x=logit_arrays(min_dims=1, max_dims=4), data=st.data())
+def test_logsumexp_over_a_tuple_of_axes_equals_torch(x, data):
+    axes = data.draw(st.lists(st.integers(-x.ndim, x.ndim - 1), min_size=1, max_size=x.ndim,
+                              unique_by=lambda a: a % x.ndim))
+    kd = data.draw(st.booleans())
+    got = cf.logsumexp(x, axis=tuple(axes), keepdims=kd)
+    ref = torch_np(torch.logsumexp(to_torch64(x), tuple(axes), keepdim=kd))
+    assert_close(got, ref, x.dtype)
+
+
+@MEDIUM
+@given(x=logit_arrays(lo=-1e4, hi=1e4), data=st.data())
+def test_softmax_family_with_dtype_equals_torch(x, data):
+    ax = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    dst = data.draw(DTYPES)
+    tdst = torch.float32 if dst == np.float32 else torch.float64
+    for name in ("softmax", "log_softmax"):
+        got = getattr(cf, name)(x, axis=ax, dtype=dst)
+        assert got.dtype == dst
+        assert getattr(F, name)(to_torch64(x), ax, dtype=tdst).dtype == tdst
+        ref = getattr(F, name)(to_torch64(x.astype(dst)), ax)  # cast first, then exact
+        assert_close(got, torch_np(ref), dst)
+
+
+@MEDIUM
+@given(v=st.floats(width=32), dt=DTYPES, kd=st.booleans())  # any float32: nan and inf too
+def test_0d_input_equals_torch(v, dt, kd):
+    x = np.array(v, dtype=dt)
+    xt = torch.tensor(float(x), dtype=torch.float64)
+    np.testing.assert_array_equal(cf.logsumexp(x, keepdims=kd), torch_np(torch.logsumexp(xt, 0, keepdim=kd)))
+    for name in ("softmax", "log_softmax"):
+        got = getattr(cf, name)(x)
+        assert got.shape == () and got.dtype == dt
+        np.testing.assert_array_equal(got, torch_np(getattr(F, name)(xt, 0)))
 
 
 @MEDIUM

@@ -502,3 +502,46 @@ def test_long_list_of_missing_classes_is_abbreviated():
     _, caught = caught_warnings(check_targets, np.array([0, 0]), 15)
     assert "14 classes of 15" in str(caught[0].message)
     assert "1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 4 more" in str(caught[0].message)
+
+
+# --------------------------------------------------------------------------------------
+# the named checks that check_targets composes, one by one
+# --------------------------------------------------------------------------------------
+
+
+def test_named_checks_one_by_one():
+    from celib import targets as ct
+
+    assert ct._check_num_classes(np.int64(3)) == 3
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ValueError, match="num_classes"):
+            ct._check_num_classes(bad)
+    assert ct._check_input(None, 3) is None
+    assert ct._check_input(np.zeros((2, 3, 4)), 3) == (2, 3, 4)
+    with pytest.raises(ValueError, match="C = 4 classes"):
+        ct._check_input(np.zeros((2, 4)), 3)
+    with pytest.raises(ValueError, match="boolean target"):
+        ct._check_value_kind(np.array([True]))
+    ct._check_value_kind(np.array([1.5]))  # floats pass here, _check_whole_numbers decides
+    with pytest.raises(ValueError, match="one-hot"):
+        ct._check_not_rows_of_classes(np.eye(3, dtype=np.int64), 3, None)
+
+    problems = ct._Problems()
+    assert ct._check_shape(np.zeros((4, 1), np.int64), None, problems).shape == (4,)
+    ct._check_dtype(np.zeros(4, np.int32), problems)
+    ct._check_dtype(np.zeros(4, np.uint8), problems)  # valid: no problem added
+    assert [kind for kind, _ in problems.items] == [ValueError, ValueError]
+
+    with pytest.raises(ValueError, match="non-integer values such as 1.5"):
+        ct._check_whole_numbers(np.array([1.0, 1.5]), 3)
+    ct._check_whole_numbers(np.array([1.0, 2.0]), 3)
+
+    assert ct._looks_one_based(np.array([1, 2, 3]), 3)
+    assert not ct._looks_one_based(np.array([0, 1, 3]), 3)
+    assert not ct._looks_one_based(np.array([1, 2]), 3)  # valid 0-based labels, 0 missing
+    problems = ct._Problems()
+    ct._check_range(np.array([0, 1, 2]), 3, -100, problems)
+    assert not problems.items
+    ct._check_range(np.array([-1, 5]), 3, -100, problems)
+    (kind, message), = problems.items
+    assert kind is IndexError and "Negative values" in message and "6 or more classes" in message

@@ -1,0 +1,1 @@
+"""The celib test-suite (a package, so every conftest has its own import name)."""

@@ -1,0 +1,417 @@
+"""celib.calibration against torchmetrics, torch autograd and direct O(n·M) loops.
+
+Oracles:
+- ECE/MCE/RMS: a direct loop over the M bins and the n examples (right-closed bins, as Guo et
+  al.), for every norm and both binning strategies; and torchmetrics'
+  ``multiclass_calibration_error``, which bins left-closed, [(m-1)/M, m/M), and puts a confidence
+  of exactly 1.0 in an extra bin (torchmetrics issue #3510). Where no confidence is within
+  1e-6 of an edge and none is 1.0 the two must agree (to 1e-6: torchmetrics casts confidences to
+  float32); where confidences sit on edges, the difference is computed and asserted.
+- focal loss: torch, written out from log_softmax; its gradient: torch autograd (float64,
+  rtol 1e-10) and central differences.
+- fit_temperature: a brute-force grid over T, and the slope of the NLL at T.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, strategies as st
+
+from celib import calibration as cc
+from celib import functional as cf
+from celib import grad as cg
+
+torch.set_num_threads(1)
+NORMS = ("l1", "l2", "max")
+
+
+def _random_probs(rng, n, c, sharp=3.0):
+    z = sharp * rng.standard_normal((n, c))
+    return cf.softmax(z, axis=1), rng.integers(0, c, n)
+
+
+def _loop_ece(probs, labels, n_bins, norm, edges=None):
+    """The definition, one bin and one example at a time: B_m = (edges[m], edges[m+1]]."""
+    probs = np.asarray(probs, np.float64)
+    edges = np.linspace(0, 1, n_bins + 1) if edges is None else edges
+    n = len(labels)
+    total, worst = 0.0, 0.0
+    for m in range(n_bins):
+        lo, hi = edges[m], edges[m + 1]
+        members = []
+        for i in range(n):
+            c = probs[i].max()
+            inside = (lo < c <= hi) or (m == 0 and c <= lo)
+            if inside:
+                members.append(i)
+        if not members:
+            continue
+        acc = np.mean([probs[i].argmax() == labels[i] for i in members])
+        conf = np.mean([probs[i].max() for i in members])
+        gap = abs(acc - conf)
+        worst = max(worst, gap)
+        total += len(members) / n * (gap if norm == "l1" else gap ** 2)
+    return {"l1": total, "l2": np.sqrt(total), "max": worst}[norm]
+
+
+def _torchmetrics(probs, labels, n_bins, norm):
+    from torchmetrics.functional.classification import multiclass_calibration_error
+    return float(multiclass_calibration_error(
+        torch.as_tensor(np.asarray(probs, np.float32)), torch.as_tensor(labels),
+        num_classes=np.shape(probs)[1], n_bins=n_bins, norm=norm))
+
+
+# ---------------------------------------------------------------------------------------------
+# ECE: loops, torchmetrics, the edges
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("n_bins", [1, 2, 10, 15])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ece_matches_direct_loop(norm, n_bins, seed):
+    probs, labels = _random_probs(np.random.default_rng(seed), 300, 4)
+    got = cc.expected_calibration_error(probs, labels, n_bins=n_bins, norm=norm)
+    assert got == pytest.approx(_loop_ece(probs, labels, n_bins, norm), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_quantile_bins_match_direct_loop(norm):
+    probs, labels = _random_probs(np.random.default_rng(3), 257, 5)
+    bins = cc.reliability_bins(probs, labels, n_bins=8, strategy="quantile")
+    assert bins.edges[0] == 0 and bins.edges[-1] == 1
+    # equal mass: every bin within one example of N / M (no repeated confidences here)
+    assert np.all(np.abs(bins.counts - 257 / 8) <= 1)
+    got = cc.expected_calibration_error(probs, labels, n_bins=8, norm=norm, strategy="quantile")
+    assert got == pytest.approx(_loop_ece(probs, labels, 8, norm, bins.edges), rel=1e-12)
+
+
+def test_bins_numbers_match_loop():
+    probs, labels = _random_probs(np.random.default_rng(4), 200, 3)
+    bins = cc.reliability_bins(probs, labels, n_bins=10)
+    conf, right = probs.max(1), probs.argmax(1) == labels
+    for m in range(10):
+        inside = (conf > m / 10) & (conf <= (m + 1) / 10)
+        assert bins.counts[m] == inside.sum()
+        if inside.any():
+            assert bins.accuracies[m] == pytest.approx(right[inside].mean())
+            assert bins.confidences[m] == pytest.approx(conf[inside].mean())
+        else:
+            assert np.isnan(bins.accuracies[m]) and np.isnan(bins.confidences[m])
+    assert bins.counts.sum() == 200
+    np.testing.assert_array_equal(bins.gaps, bins.accuracies - bins.confidences)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("n_bins", [5, 15])
+def test_equal_to_torchmetrics_away_from_edges(norm, n_bins):
+    probs, labels = _random_probs(np.random.default_rng(5), 500, 10)
+    probs = probs.astype(np.float32).astype(np.float64)
+    probs /= probs.sum(1, keepdims=True)
+    conf = probs.max(1)
+    edges = np.linspace(0, 1, n_bins + 1)
+    far = np.min(np.abs(conf[:, None] - edges[None, :]), axis=1) > 1e-6
+    probs, labels = probs[far], labels[far]
+    assert far.sum() > 450 and probs.max() < 1
+    ours = cc.expected_calibration_error(probs, labels, n_bins=n_bins, norm=norm)
+    assert ours == pytest.approx(_torchmetrics(probs, labels, n_bins, norm), abs=1e-6)
+
+
+def test_differs_from_torchmetrics_on_edges_and_at_one():
+    # With M = 4 the edges 0.25, 0.5, 0.75, 1.0 are exact in float32 and float64, so
+    # confidences of exactly 0.75 and 1.0 sit on edges in both libraries.
+    probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.75, 0.25], [0.75, 0.25], [0.6, 0.4]])
+    labels = np.array([0, 1, 0, 0, 1])
+    ours = cc.reliability_bins(probs, labels, n_bins=4)
+    # right-closed: 0.75 in bin (0.5, 0.75], 1.0 in (0.75, 1.0]
+    assert ours.counts.tolist() == [0, 0, 3, 2]
+    # torchmetrics: [0.5, 0.75) holds 0.6; [0.75, 1.0) holds 0.75; 1.0 is in a fifth bin.
+    n = 5
+    tm_expected = (1 / n) * abs(0 - 0.6) + (2 / n) * abs(1 - 0.75) + (2 / n) * abs(0.5 - 1.0)
+    assert _torchmetrics(probs, labels, 4, "l1") == pytest.approx(tm_expected, abs=1e-6)
+    # ours: bin 3 {0.6, 0.75, 0.75}: acc 2/3, conf 0.7; bin 4 {1.0, 1.0}: acc 1/2, conf 1.
+    ours_expected = (3 / n) * abs(2 / 3 - 0.7) + (2 / n) * abs(0.5 - 1.0)
+    assert ours.error("l1") == pytest.approx(ours_expected, rel=1e-12)
+    assert ours.error("l1") == pytest.approx(_loop_ece(probs, labels, 4, "l1"), rel=1e-12)
+    assert abs(ours.error("l1") - tm_expected) > 0.1
+    # max norm: torchmetrics sees a gap of 0.6 (the lone 0.6); ours never isolates it.
+    assert _torchmetrics(probs, labels, 4, "max") == pytest.approx(0.6, abs=1e-6)
+    assert ours.error("max") == pytest.approx(0.5, rel=1e-12)
+
+
+def test_one_lands_in_last_bin():
+    probs = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    bins = cc.reliability_bins(probs, np.array([0, 2]), n_bins=15)
+    assert bins.counts[-1] == 2 and bins.counts[:-1].sum() == 0
+    assert cc.expected_calibration_error(probs, np.array([0, 2])) == pytest.approx(0.5)
+
+
+def test_perfect_and_worst():
+    probs = np.eye(3)[[0, 1, 2, 0]]
+    assert cc.expected_calibration_error(probs, [0, 1, 2, 0]) == 0.0
+    assert cc.expected_calibration_error(probs, [1, 2, 0, 1]) == 1.0
+    assert cc.brier_score(probs, [0, 1, 2, 0]) == 0.0
+    assert cc.brier_score(probs, [1, 2, 0, 1]) == 2.0
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 30))
+def test_norms_are_ordered(seed, n_bins):
+    probs, labels = _random_probs(np.random.default_rng(seed), 50, 3)
+    l1, l2, mx = (cc.expected_calibration_error(probs, labels, n_bins, norm) for norm in NORMS)
+    assert 0 <= l1 <= l2 * (1 + 1e-12) and l2 <= mx * (1 + 1e-12) and mx <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Brier score
+# ---------------------------------------------------------------------------------------------
+
+def test_brier_matches_loop_and_torch():
+    probs, labels = _random_probs(np.random.default_rng(6), 100, 7)
+    loop = np.mean([sum((probs[i, c] - (c == labels[i])) ** 2 for c in range(7))
+                    for i in range(100)])
+    got = cc.brier_score(probs, labels)
+    assert got == pytest.approx(loop, rel=1e-12)
+    t = ((torch.tensor(probs) - F.one_hot(torch.tensor(labels), 7)) ** 2).sum(1).mean()
+    assert got == pytest.approx(float(t), rel=1e-12)
+
+
+def test_proper_scoring_rules_minimised_by_truth():
+    p = np.array([0.6, 0.3, 0.1])
+    grid = [np.array([a, b, 1 - a - b]) for a in np.linspace(0.01, 0.98, 60)
+            for b in np.linspace(0.01, 0.98, 60) if a + b < 0.99]
+    def expected_brier(q):
+        return sum(p[y] * np.sum((q - np.eye(3)[y]) ** 2) for y in range(3))
+    best = min(grid, key=expected_brier)
+    assert np.allclose(best, p, atol=0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit_temperature
+# ---------------------------------------------------------------------------------------------
+
+def _nll(z, y, T):
+    return float(cf.cross_entropy(z / T, y))
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 5.0, 40.0])
+def test_fit_temperature_beats_grid(scale):
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 5, 400)
+    z = rng.standard_normal((400, 5)) + 1.5 * np.eye(5)[y]
+    z = scale * z
+    T = cc.fit_temperature(z, y)
+    grid = np.geomspace(T / 3, T * 3, 2001)
+    nlls = [_nll(z, y, t) for t in grid]
+    assert _nll(z, y, T) <= min(nlls) + 1e-12
+    assert abs(grid[int(np.argmin(nlls))] / T - 1) < 2e-3
+    # the slope of the NLL in β = 1/T vanishes there
+    assert abs(cc._nll_slope(z, y, 1 / T)) < 1e-9 * np.abs(z).max()
+    # scaling the logits by s scales T by s
+    assert cc.fit_temperature(2 * z, y) == pytest.approx(2 * T, rel=1e-8)
+
+
+def test_fit_temperature_matches_torch_lbfgs():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 300)
+    z = 4 * rng.standard_normal((300, 3)) + 2 * np.eye(3)[y]
+    T = cc.fit_temperature(z, y)
+    logT = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([logT], lr=1, max_iter=200, tolerance_grad=1e-14,
+                            tolerance_change=1e-16, line_search_fn="strong_wolfe")
+    zt, yt = torch.tensor(z), torch.tensor(y)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(zt / logT.exp(), yt)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    assert T == pytest.approx(float(logT.detach().exp()), rel=1e-6)
+
+
+def test_fit_temperature_keeps_accuracy_and_int_logits():
+    z = np.array([[3, 0], [0, 2], [1, 0], [0, 1]])
+    y = np.array([0, 1, 1, 1])
+    T = cc.fit_temperature(z, y)
+    assert T > 0
+    np.testing.assert_array_equal((z / T).argmax(1), z.argmax(1))
+
+
+@pytest.mark.parametrize("logits, labels, match", [
+    (np.zeros((3, 2)), np.array([0, 1, 0, 1]), "shape"),          # mismatched shapes
+    (np.zeros((3, 2)), np.array([[0], [1], [0]]), "shape"),       # a column of labels
+    (np.zeros(4), np.array([0, 1, 0, 1]), "shape"),               # 1-d logits
+    (np.zeros((0, 3)), np.zeros(0, np.int64), "N >= 1"),          # no rows
+    (np.zeros((3, 1)), np.array([0, 0, 0]), "at least 2 classes"),
+    (np.array([[0.0, np.inf], [1, 0]]), np.array([0, 1]), "finite"),
+    (np.array([[0.0, np.nan], [1, 0]]), np.array([0, 1]), "finite"),
+    (np.zeros((2, 2)), np.array([0.0, 1.0]), "integer"),          # float labels
+    (np.array([[1.0, 0], [0, 1]]), np.array([0, 1]), "T -> 0"),   # separable
+    (np.array([[0.0, 1], [1, 0]]), np.array([0, 1]), "T -> inf"), # worse than chance
+    (np.zeros((2, 2)), np.array([0, 1]), "T -> inf"),             # constant logits
+    (np.array(["a", "b"]), np.array([0]), "dtype"),
+])
+def test_fit_temperature_value_errors(logits, labels, match):
+    with pytest.raises(ValueError, match=match):
+        cc.fit_temperature(logits, labels)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, 1.0, "x"])
+def test_fit_temperature_rtol(bad):
+    with pytest.raises(ValueError, match="rtol"):
+        cc.fit_temperature([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [0, 1, 1], rtol=bad)
+
+
+@pytest.mark.parametrize("label", [2, -1])
+def test_fit_temperature_label_out_of_range(label):
+    with pytest.raises(IndexError, match=rf"Target {label} is out of bounds.*\[0, 2\)"):
+        cc.fit_temperature(np.zeros((2, 2)), np.array([0, label]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input to the metrics
+# ---------------------------------------------------------------------------------------------
+
+GOOD = np.array([[0.7, 0.3], [0.2, 0.8]])
+
+
+@pytest.mark.parametrize("fn", [cc.expected_calibration_error, cc.brier_score,
+                                cc.reliability_bins])
+@pytest.mark.parametrize("probs, labels, match", [
+    (np.array([[2.0, -1.0], [0.0, 1.0]]), [0, 1], "logits"),          # logits passed
+    (np.array([[0.5, 0.4], [0.2, 0.8]]), [0, 1], "sum to 1"),
+    (np.array([[np.nan, 0.5], [0.2, 0.8]]), [0, 1], "finite"),
+    (np.array([0.7, 0.3]), [0], r"\(N, C\)"),
+    (np.zeros((0, 2)), [], r"\(N, C\)"),
+    (GOOD, [0, 1, 1], "shape"),
+    (GOOD, [0.0, 1.0], "integer"),
+    (GOOD.astype(complex), [0, 1], "dtype"),
+])
+def test_metric_value_errors(fn, probs, labels, match):
+    with pytest.raises(ValueError, match=match):
+        fn(probs, np.asarray(labels))
+
+
+@pytest.mark.parametrize("fn", [cc.expected_calibration_error, cc.brier_score,
+                                cc.reliability_bins])
+def test_metric_label_out_of_range(fn):
+    with pytest.raises(IndexError, match=r"Target 2 is out of bounds.*\[0, 2\)"):
+        fn(GOOD, np.array([0, 2]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_bins": 0}, "n_bins"), ({"n_bins": 2.5}, "n_bins"), ({"n_bins": True}, "n_bins"),
+    ({"norm": "l3"}, "norm"), ({"strategy": "equal"}, "strategy"),
+])
+def test_ece_option_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cc.expected_calibration_error(GOOD, np.array([0, 1]), **kwargs)
+    with pytest.raises(ValueError, match="norm"):
+        cc.reliability_bins(GOOD, np.array([0, 1])).error("L1")
+
+
+# ---------------------------------------------------------------------------------------------
+# Focal loss and its gradient
+# ---------------------------------------------------------------------------------------------
+
+def _torch_focal(z, y, gamma, alpha, reduction):
+    zt = torch.tensor(z, requires_grad=True)
+    logp = F.log_softmax(zt, dim=1)
+    logpt = logp.gather(1, torch.tensor(y)[:, None])[:, 0]
+    per = -(1 - logpt.exp()) ** gamma * logpt
+    if alpha is not None:
+        per = per * torch.tensor(alpha)[torch.tensor(y)]
+    loss = {"mean": per.mean, "sum": per.sum, "none": per.sum}[reduction]()
+    loss.backward()
+    return per.detach().numpy(), float(loss.detach()), zt.grad.numpy()
+
+
+@pytest.mark.parametrize("gamma, alpha, reduction", list(itertools.product(
+    [0.0, 0.5, 1.0, 2.0, 3.0], [None, [0.25, 0.5, 1.0, 2.0]], ["mean", "sum", "none"])))
+def test_focal_matches_torch(gamma, alpha, reduction):
+    rng = np.random.default_rng(9)
+    z, y = 3 * rng.standard_normal((40, 4)), rng.integers(0, 4, 40)
+    per, total, grad = _torch_focal(z, y, gamma, alpha, reduction)
+    got = cc.focal_loss(z, y, gamma=gamma, alpha=alpha, reduction=reduction)
+    expected = per if reduction == "none" else total
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    g = cg.focal_loss_grad(z, y, gamma=gamma, alpha=alpha, reduction=reduction)
+    np.testing.assert_allclose(g, grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_focal_grad_finite_differences(gamma):
+    rng = np.random.default_rng(10)
+    z, y = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    num = cg.numerical_grad(lambda v: float(cc.focal_loss(v, y, gamma=gamma)), z)
+    np.testing.assert_allclose(cg.focal_loss_grad(z, y, gamma=gamma), num, atol=1e-8)
+
+
+def test_focal_float32_and_shapes():
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((3, 4, 5, 2)).astype(np.float32)
+    y = rng.integers(0, 4, (3, 5, 2))
+    zt = torch.tensor(z, requires_grad=True)
+    logpt = F.log_softmax(zt, 1).gather(1, torch.tensor(y)[:, None])[:, 0]
+    loss = (-(1 - logpt.exp()) ** 2 * logpt).mean()
+    loss.backward()
+    got = cc.focal_loss(z, y)
+    assert got.dtype == np.float32
+    assert float(got) == pytest.approx(float(loss.detach()), rel=1e-6)
+    g = cg.focal_loss_grad(z, y)
+    assert g.dtype == np.float32 and g.shape == z.shape
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-5, atol=1e-7)
+    per = cc.focal_loss(z, y, reduction="none")
+    assert per.shape == y.shape
+    # one logit vector, 0-d target
+    v = cc.focal_loss(z[0, :, 0, 0], np.int64(y[0, 0, 0]), reduction="none")
+    assert v.shape == () and float(v) == pytest.approx(float(per[0, 0, 0]), rel=1e-6)
+
+
+def test_gamma_zero_is_cross_entropy():
+    rng = np.random.default_rng(12)
+    z, y = 5 * rng.standard_normal((64, 10)), rng.integers(0, 10, 64)
+    for reduction in ("mean", "sum", "none"):
+        np.testing.assert_allclose(cc.focal_loss(z, y, gamma=0.0, reduction=reduction),
+                                   cf.cross_entropy(z, y, reduction=reduction), rtol=1e-14)
+    np.testing.assert_allclose(cg.focal_loss_grad(z, y, gamma=0.0),
+                               cg.cross_entropy_grad(z, y), rtol=1e-13, atol=1e-17)
+    w = rng.uniform(0.1, 2, 10)
+    np.testing.assert_allclose(cc.focal_loss(z, y, gamma=0.0, alpha=w),
+                               cf.cross_entropy(z, y, weight=w, reduction="sum") / 64, rtol=1e-14)
+
+
+def test_focal_saturated_is_finite():
+    z = np.array([[800.0, 0.0], [0.0, 800.0], [0.0, 0.0]])
+    y = np.array([0, 0, 1])
+    loss = cc.focal_loss(z, y, gamma=0.5, reduction="none")
+    assert np.all(np.isfinite(loss)) and loss[0] == 0 and loss[1] == pytest.approx(800.0)
+    g = cg.focal_loss_grad(z, y, gamma=0.5, reduction="none")
+    assert np.all(np.isfinite(g)) and np.all(g[0] == 0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"gamma": -1.0}, "gamma"), ({"gamma": np.inf}, "gamma"), ({"gamma": "2"}, "gamma"),
+    ({"alpha": 0.25}, "scalar"), ({"alpha": [1.0, 1.0]}, "alpha"),
+    ({"alpha": [1.0, -1.0, 1.0]}, "alpha"), ({"reduction": "avg"}, "reduction"),
+])
+@pytest.mark.parametrize("fn", [cc.focal_loss, cg.focal_loss_grad])
+def test_focal_value_errors(fn, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fn(np.zeros((2, 3)), np.array([0, 1]), **kwargs)
+
+
+@pytest.mark.parametrize("fn", [cc.focal_loss, cg.focal_loss_grad])
+def test_focal_input_errors(fn):
+    with pytest.raises(ValueError, match="floating"):
+        fn(np.zeros((2, 3), np.int64), np.array([0, 1]))
+    with pytest.raises(ValueError, match="int64"):
+        fn(np.zeros((2, 3)), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="shape"):
+        fn(np.zeros((2, 3)), np.array([0, 1, 2]))
+    with pytest.raises(IndexError, match=r"Target 3 is out of bounds.*\[0, 3\)"):
+        fn(np.zeros((2, 3)), np.array([0, 3]))

@@ -1,0 +1,382 @@
+"""celib's linear_cross_entropy and its gradient against torch.nn.functional.linear_cross_entropy.
+
+torch (2.13) is the oracle: the loss with every option, and the gradients with respect to the
+input, the linear weight and the bias by autograd, in float32 and float64, with vocabulary
+chunks that do and do not divide the number of classes, and every error.
+
+Tolerances: float64 results agree with torch to rtol 1e-10 (celib and torch sum the D products
+of a logit, and the classes, in different orders, so the last few bits differ); float32 results
+agree to rtol 2e-5 / atol 2e-6 times the size of the values (a float32 logit carries a relative
+rounding error of about D · 2**-24 either way).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import celib.functional as cf
+import celib.grad as cg
+from celib import _linear
+
+N, D, V = 19, 6, 23  # V = 23 is prime: no chunk size from 2 to 22 divides it
+
+TOL = {np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12),
+       np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6)}
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def _data(dtype, n=N, d=D, v=V, seed=0, out=()):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    w = rng.standard_normal((v,) + out + (d,)).astype(dtype)
+    b = rng.standard_normal((v,) + out).astype(dtype)
+    cw = rng.uniform(0.2, 2.0, v).astype(dtype)
+    return rng, x, w, b, cw
+
+
+def _t(a):
+    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _torch(x, w, target, bias=None, **kw):
+    """torch's loss and its gradients (of the sum for 'none'), as numpy arrays."""
+    xt = _t(x).requires_grad_()
+    wt = _t(w).requires_grad_()
+    bt = None if bias is None else _t(bias).requires_grad_()
+    if kw.get("weight") is not None:
+        kw["weight"] = _t(kw["weight"])
+    loss = F.linear_cross_entropy(xt, wt, _t(target), linear_bias=bt, **kw)
+    leaves = [xt, wt] + ([bt] if bt is not None else [])
+    grads = torch.autograd.grad(loss.sum(), leaves, allow_unused=True)
+    grads = [g.numpy() for g in grads] + ([None] if bt is None else [])
+    return loss.detach().numpy(), grads
+
+
+def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, **kw):
+    dtype = x.dtype
+    tol = dict(TOL[dtype])
+    tol["atol"] *= scale
+    expected, grads = _torch(x, w, target, bias, **dict(kw))
+    got = cf.linear_cross_entropy(x, w, target, linear_bias=bias, chunk_size=chunk_size, **kw)
+    assert np.asarray(got).dtype == dtype
+    assert np.shape(got) == expected.shape
+    np.testing.assert_allclose(got, expected, **tol)
+    ours = cg.linear_cross_entropy_grad(x, w, target, linear_bias=bias, chunk_size=chunk_size,
+                                        **kw)
+    together = cg.linear_cross_entropy_grad(x, w, target, linear_bias=bias,
+                                            chunk_size=chunk_size, return_loss=True, **kw)
+    np.testing.assert_array_equal(together[0], got)  # the loss from the gradient's own pass
+    for a, c in zip(together[1:], ours):
+        if a is None:
+            assert c is None
+        else:
+            np.testing.assert_array_equal(a, c)
+    for mine, theirs in zip(ours, grads):
+        if theirs is None:
+            assert mine is None
+            continue
+        assert mine.dtype == dtype and mine.shape == theirs.shape
+        np.testing.assert_allclose(mine, theirs, **tol)
+
+
+# ------------------------------------------------------------------------------------------
+# Index targets: every combination of the options
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "reduction,weighted,ignore_index,smoothing,with_bias",
+    list(itertools.product(("mean", "sum", "none"), (False, True), (None, -100, 3),
+                           (0.0, 0.2, 1.0), (False, True))))
+def test_index_targets_every_option(dtype, reduction, weighted, ignore_index, smoothing,
+                                    with_bias):
+    rng, x, w, b, cw = _data(dtype)
+    y = rng.integers(0, V, N)
+    y[[2, 7, 11]] = -100 if ignore_index in (None, -100) else ignore_index
+    kw = dict(reduction=reduction, label_smoothing=smoothing, weight=cw if weighted else None)
+    if ignore_index is not None:
+        kw["ignore_index"] = ignore_index
+    chunk = [None, 7, 1, 100][(len(kw) + int(weighted) + int(with_bias)) % 4]
+    _check(x, w, y, b if with_bias else None, chunk_size=chunk, **kw)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, 22, 23, 24, 1000])
+def test_chunk_sizes_that_do_not_divide_the_vocabulary(dtype, chunk_size):
+    rng, x, w, b, cw = _data(dtype, seed=1)
+    y = rng.integers(0, V, N)
+    _check(x, w, y, b, chunk_size=chunk_size, weight=cw, label_smoothing=0.1)
+
+
+def test_many_token_blocks_and_chunks(dtype, monkeypatch):
+    """More rows than one token block, so tiles are (block, chunk) pairs both ways."""
+    monkeypatch.setattr(_linear, "_MAX_ROWS", 8)
+    rng, x, w, b, cw = _data(dtype, n=45, seed=2)
+    y = rng.integers(0, V, 45)
+    y[::4] = -100
+    _check(x, w, y, b, chunk_size=6, weight=cw, label_smoothing=0.3)
+    _check(x, w, y, None, chunk_size=6, reduction="none")
+
+
+def test_threads_do_not_change_the_result(monkeypatch):
+    """Tiles split by rows among threads give bit-for-bit the same loss and gradients."""
+    rng, x, w, b, cw = _data(np.float64, n=300, v=500, seed=3)
+    y = rng.integers(0, 500, 300)
+    monkeypatch.setattr(_linear, "_MIN_PARALLEL", 1)
+    previous = _linear._kernels.set_num_threads(1)
+    try:
+        one = cf.linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=64)
+        g_one = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=64)
+        _linear._kernels.set_num_threads(3)
+        three = cf.linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=64)
+        g_three = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=64)
+    finally:
+        _linear._kernels.set_num_threads(previous)
+    assert one == three
+    for a, c in zip(g_one, g_three):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_uint8_targets(dtype):
+    rng, x, w, b, cw = _data(dtype, seed=4)
+    y = rng.integers(0, V, N).astype(np.uint8)
+    _check(x, w, y, b, chunk_size=5)
+
+
+def test_unbatched_index_target(dtype):
+    rng, x, w, b, cw = _data(dtype, seed=5)
+    for reduction in ("mean", "sum", "none"):  # torch's forward works here (not its backward)
+        expected = F.linear_cross_entropy(_t(x[0]), _t(w), torch.tensor(4), linear_bias=_t(b),
+                                          reduction=reduction)
+        got = cf.linear_cross_entropy(x[0], w, np.array(4), linear_bias=b, reduction=reduction)
+        np.testing.assert_allclose(got, expected.numpy(), **TOL[dtype])
+    # torch 2.13 itself fails on an unbatched index target in the backward ("size mismatch (got
+    # input: [23], target: [1])"), and in the forward with class weights or label smoothing
+    # ("output with shape [] doesn't match the broadcast shape [1]"); celib gives the loss and
+    # gradients of the batch of one, which is what the definition says.
+    for reduction, cwt, smoothing in itertools.product(("mean", "sum", "none"), (None, cw),
+                                                       (0.0, 0.25)):
+        got = cf.linear_cross_entropy(x[0], w, np.array(4), linear_bias=b, weight=cwt,
+                                      label_smoothing=smoothing, reduction=reduction)
+        expected, grads = _torch(x[:1], w, np.array([4]), b, weight=cwt,
+                                 label_smoothing=smoothing, reduction=reduction)
+        assert np.shape(got) == ()
+        np.testing.assert_allclose(got, expected.reshape(()), **TOL[dtype])
+        ours = cg.linear_cross_entropy_grad(x[0], w, np.array(4), linear_bias=b, weight=cwt,
+                                            label_smoothing=smoothing, reduction=reduction)
+        np.testing.assert_allclose(ours[0], grads[0][0], **TOL[dtype])
+        np.testing.assert_allclose(ours[1], grads[1], **TOL[dtype])
+        np.testing.assert_allclose(ours[2], grads[2], **TOL[dtype])
+
+
+def test_k_dimensional_loss(dtype):
+    """A weight of shape (C, d1, D) gives logits (N, C, d1): one softmax per position."""
+    rng, x, w, b, cw = _data(dtype, seed=6, out=(3,))
+    y = rng.integers(0, V, (N, 3))
+    y[0, 1] = -100
+    for reduction in ("mean", "sum", "none"):
+        _check(x, w, y, b, chunk_size=5, reduction=reduction, weight=cw, label_smoothing=0.1)
+    q = rng.random((N, V, 3)).astype(dtype)
+    q /= q.sum(axis=1, keepdims=True)
+    _check(x, w, q, None, chunk_size=4, reduction="mean")
+
+
+# ------------------------------------------------------------------------------------------
+# Probability targets
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "reduction,weighted,smoothing,with_bias",
+    list(itertools.product(("mean", "sum", "none"), (False, True), (0.0, 0.3, 1.0),
+                           (False, True))))
+def test_probability_targets_every_option(dtype, reduction, weighted, smoothing, with_bias):
+    rng, x, w, b, cw = _data(dtype, seed=7)
+    q = rng.random((N, V)).astype(dtype)
+    q /= q.sum(axis=1, keepdims=True)
+    q[3] = 0  # a zero target row: contributes nothing
+    _check(x, w, q, b if with_bias else None, chunk_size=6, reduction=reduction,
+           weight=cw if weighted else None, label_smoothing=smoothing)
+
+
+def test_unbatched_probability_target(dtype):
+    rng, x, w, b, cw = _data(dtype, seed=8)
+    q = rng.random(V).astype(dtype)
+    q /= q.sum()
+    _check(x[0], w, q, b, chunk_size=10, weight=cw)
+
+
+# ------------------------------------------------------------------------------------------
+# Edge cases
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["all_ignored", "zero_weights"])
+def test_mean_over_zero_total_weight_is_nan(dtype, case):
+    rng, x, w, b, cw = _data(dtype, seed=9)
+    y = rng.integers(0, V, N)
+    if case == "all_ignored":
+        y[:] = -100
+    else:
+        cw[:] = 0
+        y[:5] = -100
+    for smoothing in (0.0, 0.2):
+        got = cf.linear_cross_entropy(x, w, y, linear_bias=b, weight=cw,
+                                      label_smoothing=smoothing)
+        assert np.isnan(got)
+        _check(x, w, y, b, weight=cw, label_smoothing=smoothing, chunk_size=4)
+
+
+def test_large_logits_do_not_overflow(dtype):
+    """Logits of about ±1000: every exponent is ≤ 0 after the running max is subtracted."""
+    rng, x, w, b, cw = _data(dtype, seed=10)
+    x = (x * 150).astype(dtype)
+    y = rng.integers(0, V, N)
+    got = cf.linear_cross_entropy(x, w, y, chunk_size=5, reduction="none")
+    assert np.all(np.isfinite(got))
+    _check(x, w, y, None, chunk_size=5, scale=1000.0)
+
+
+def test_minus_infinity_bias_masks_classes(dtype):
+    """A bias of -inf removes classes from the softmax (padded vocabulary), also when a whole
+    chunk is masked; the loss and gradients stay finite, as in torch."""
+    rng, x, w, b, cw = _data(dtype, seed=11)
+    b[:8] = -np.inf  # chunk_size=4: the first two chunks are entirely masked
+    y = rng.integers(8, V, N)
+    got = cf.linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=4, reduction="none")
+    assert np.all(np.isfinite(got))
+    expected, grads = _torch(x, w, y, b, reduction="none")
+    np.testing.assert_allclose(got, expected, **TOL[dtype])
+    gx, gw, _ = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=4,
+                                             reduction="none")
+    np.testing.assert_allclose(gx, grads[0], **TOL[dtype])
+    np.testing.assert_allclose(gw, grads[1], **TOL[dtype])
+
+
+def test_equals_cross_entropy_on_the_logits(dtype):
+    """The definition: cross_entropy(x @ W.T + b, target) with the same options."""
+    rng, x, w, b, cw = _data(dtype, seed=12)
+    y = rng.integers(0, V, N)
+    y[1] = 5
+    got = cf.linear_cross_entropy(x, w, y, linear_bias=b, weight=cw, ignore_index=5,
+                                  label_smoothing=0.1, chunk_size=3, reduction="none")
+    z = (x.astype(np.float64) @ w.T.astype(np.float64) + b).astype(dtype)
+    expected = cf.cross_entropy(z, y, weight=cw, ignore_index=5, label_smoothing=0.1,
+                                reduction="none")
+    np.testing.assert_allclose(got, expected, **TOL[dtype])
+
+
+def test_default_chunk_rule():
+    assert _linear.default_chunk_size(2048, 32000) == 4096
+    assert _linear.default_chunk_size(1024, 128256) == 4096
+    assert _linear.default_chunk_size(64, 128256) == 65536
+    assert _linear.default_chunk_size(64, 1000) == 1000
+    assert _linear.default_chunk_size(100000, 50) == 50
+    assert _linear.default_chunk_size(1, 0) == 1
+
+
+def test_float16_is_computed_in_float32():
+    rng, x, w, b, cw = _data(np.float32, seed=13)
+    y = rng.integers(0, V, N)
+    got = cf.linear_cross_entropy(x.astype(np.float16), w.astype(np.float16), y)
+    assert got.dtype == np.float16
+    x32, w32 = x.astype(np.float16).astype(np.float32), w.astype(np.float16).astype(np.float32)
+    expected = cf.linear_cross_entropy(x32, w32, y)
+    assert abs(float(got) - float(expected)) <= 2e-3 * abs(float(expected))
+
+
+# ------------------------------------------------------------------------------------------
+# Errors: each is a ValueError (or IndexError) where torch raises
+# ------------------------------------------------------------------------------------------
+
+def _both_raise(exc, match, x, w, target, **kw):
+    torch_kw = {k: (_t(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()
+                if k != "chunk_size"}
+    with pytest.raises((RuntimeError, ValueError, IndexError)):
+        F.linear_cross_entropy(_t(x), _t(w), _t(target), **torch_kw)
+    for fn in (cf.linear_cross_entropy, cg.linear_cross_entropy_grad):
+        with pytest.raises(exc, match=match):
+            fn(x, w, target, **kw)
+
+
+def test_shape_errors_name_both_shapes():
+    rng, x, w, b, cw = _data(np.float64, seed=14)
+    y = rng.integers(0, V, N)
+    _both_raise(ValueError, r"input of shape \(19, 6\) and linear_weight of shape \(23, 5\)",
+                x, w[:, :5], y)
+    _both_raise(ValueError, r"linear_bias must have shape \(23,\).*\(23, 6\).*\(22,\)",
+                x, w, y, linear_bias=b[:22])
+    _both_raise(ValueError, r"shape \(D,\) or \(N, D\)", x[None], w, y)
+    _both_raise(ValueError, r"linear_weight must have shape \(C, D\)", x, w[0], y)
+    _both_raise(ValueError, r"needs a batched input", x[0], w[:, None, :], np.array([1]))
+
+
+def test_dtype_mismatch():
+    rng, x, w, b, cw = _data(np.float64, seed=15)
+    y = rng.integers(0, V, N)
+    _both_raise(ValueError, "linear_weight must have the input's dtype", x,
+                w.astype(np.float32), y)
+    _both_raise(ValueError, "linear_bias must have the input's dtype", x, w, y,
+                linear_bias=b.astype(np.float32))
+
+
+def test_return_loss_must_be_a_bool():
+    rng, x, w, b, cw = _data(np.float64, seed=18)
+    with pytest.raises(ValueError, match="return_loss must be True or False"):
+        cg.linear_cross_entropy_grad(x, w, rng.integers(0, V, N), return_loss="yes")
+
+
+def test_integer_input_is_refused():
+    rng, x, w, b, cw = _data(np.float64, seed=19)
+    y = rng.integers(0, V, N)
+    _both_raise(ValueError, "input must be a real floating array, got dtype int64",
+                x.astype(np.int64), w.astype(np.int64), y)
+    with pytest.raises(ValueError, match="linear_weight must be a real floating array"):
+        cf.linear_cross_entropy(x, w.astype(np.int64), y)
+
+
+@pytest.mark.parametrize("chunk_size", [0, -4])
+def test_chunk_size_must_be_positive(chunk_size):
+    rng, x, w, b, cw = _data(np.float64, seed=16)
+    y = rng.integers(0, V, N)
+    for fn in (cf.linear_cross_entropy, cg.linear_cross_entropy_grad):
+        with pytest.raises(ValueError, match=f"positive integer.*got {chunk_size}"):
+            fn(x, w, y, chunk_size=chunk_size)
+        with pytest.raises(ValueError, match="positive integer"):
+            fn(x, w, y, chunk_size=2.5)
+
+
+def test_cross_entropy_errors():
+    """The option and target errors of cross_entropy, with the same messages."""
+    rng, x, w, b, cw = _data(np.float64, seed=17)
+    y = rng.integers(0, V, N)
+    _both_raise(ValueError, "reduction must be one of", x, w, y, reduction="avg")
+    _both_raise(ValueError, "label_smoothing must be between", x, w, y, label_smoothing=1.5)
+    _both_raise(ValueError, "weight must have shape", x, w, y, weight=cw[:5])
+    _both_raise(ValueError, "int64", x, w, y.astype(np.int32))
+    _both_raise(ValueError, "expected a class-index target of shape", x, w, y[:5])
+    bad = y.copy()
+    bad[4] = V
+    _both_raise(IndexError, f"Target {V} is out of bounds", x, w, bad)
+    bad[4] = -1
+    _both_raise(IndexError, "Target -1 is out of bounds", x, w, bad)
+    q = np.full((N, V), 1.0 / V)
+    _both_raise(ValueError, "cannot be given when the target holds class probabilities",
+                x, w, q, ignore_index=-100)
+    _both_raise(ValueError, "must be floating point", x, w, q.astype(np.int64))
+
+
+def test_bench_section_runs_on_a_tiny_shape():
+    """The benchmark section (speed and memory are measured there, never asserted here)."""
+    from celib import _bench_linear
+
+    rows = _bench_linear.run(shapes=((16, 8, 40),), repeats=1, threads=1, memory=False)
+    text = _bench_linear.format_rows(rows)
+    assert "16 x 8 x 40" in text and "ratio" in text
+    assert set(rows[0]["ms"]) == {"celib fwd", "torch fwd", "chunked fwd", "celib fwd+grad",
+                                  "torch fwd+bwd", "chunked fwd+bwd"}
