@@ -1,0 +1,209 @@
+"""Plumbing for chapter 8 (Probabilities you can trust, ``book/08_calibration.ipynb``).
+
+The page shows the ideas (what a loss does to the confidences, how to measure it); the data
+split, the training loops and the figure scaffolding live here. Models are trained with torch on
+the CPU, seeded, in float32; everything measured is measured with :mod:`celib.calibration`.
+
+The split is chapter 7's: ``stratified_split(labels, [8000, 2000], seed=0)`` of MNIST's 10,000
+test images gives the training part and the 2,000 held-out images; the training part is split
+again, ``stratified_split(labels[train], [7000, 1000], seed=1)``, into 7,000 images to fit and
+1,000 for validation (to choose the temperature).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from celib import calibration as cc
+from celib import functional as cf
+from celib.datasets import load_mnist, stratified_split
+
+__all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "focal_torch",
+           "reliability_plot", "simulate_calibrated", "measure", "print_table",
+           "project_penultimate", "spread_ratio"]
+
+
+def load_parts() -> dict:
+    """The parts ``{"fit": (X, y), "val": (X, y), "held": (X, y)}``, X float32 in [0, 1]."""
+    images, labels = load_mnist("test", download=False)
+    X = (images.reshape(len(images), -1) / 255.0).astype(np.float32)
+    train, held = stratified_split(labels, [8000, 2000], seed=0)
+    fit, val = stratified_split(labels[train], [7000, 1000], seed=1)
+    parts = {"fit": train[fit], "val": train[val], "held": held}
+    return {k: (X[i], labels[i].astype(np.int64)) for k, i in parts.items()}
+
+
+@dataclass
+class Run:
+    """A trained model and what was measured on the held-out part after every epoch."""
+
+    model: object
+    history: dict = field(default_factory=dict)
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """The model's logits for ``X``, as float64 numpy."""
+        import torch
+        with torch.no_grad():
+            return self.model(torch.from_numpy(X)).double().numpy()
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """The penultimate layer (the input of the last linear layer), as float64 numpy."""
+        import torch
+        with torch.no_grad():
+            return self.model[:-1](torch.from_numpy(X)).double().numpy()
+
+
+def focal_torch(z, y, gamma: float):
+    """Mean focal loss in torch, from log_softmax (the same formula as celib's)."""
+    import torch.nn.functional as F
+    logpt = F.log_softmax(z, dim=1).gather(1, y[:, None])[:, 0]
+    return (-(-logpt.expm1()) ** gamma * logpt).mean()
+
+
+def _loss(z, y, smoothing: float, gamma: float, z_loss: float):
+    import torch
+    import torch.nn.functional as F
+    loss = focal_torch(z, y, gamma) if gamma else F.cross_entropy(z, y, label_smoothing=smoothing)
+    if z_loss:
+        loss = loss + z_loss * (torch.logsumexp(z, dim=1) ** 2).mean()
+    return loss
+
+
+def evaluate(logits: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict:
+    """Accuracy, NLL (nats), ECE (``n_bins`` equal-width bins) and Brier score of logits."""
+    q = cf.softmax(logits, axis=1)
+    return {"acc": float(np.mean(logits.argmax(1) == y)),
+            "nll": float(cf.cross_entropy(logits, y)),
+            "ece": cc.expected_calibration_error(q, y, n_bins),
+            "brier": cc.brier_score(q, y)}
+
+
+def _adam(params, grads, moments, lr, step, b1=0.9, b2=0.999, eps=1e-8) -> None:
+    """One Adam step (Kingma & Ba), as torch.optim.Adam's defaults; written out because
+    torch.optim imports torch._dynamo, which takes seconds."""
+    import torch
+    with torch.no_grad():
+        for w, g, (m, v) in zip(params, grads, moments):
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
+            w.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
+
+
+def train(parts: dict, hidden: int | None = 64, epochs: int = 30, smoothing: float = 0.0,
+          gamma: float = 0.0, z_loss: float = 0.0, lr: float = 3e-3, batch: int = 500,
+          seed: int = 0, track: bool = True) -> Run:
+    """Train softmax regression (``hidden=None``) or a one-hidden-layer ReLU MLP with Adam.
+
+    The loss is cross-entropy with ``label_smoothing=smoothing``, or the focal loss if
+    ``gamma > 0``, plus ``z_loss · mean(log² Z)`` if ``z_loss > 0``. Minibatches of ``batch``
+    from a seeded permutation per epoch. ``history`` holds the held-out accuracy, NLL, ECE and
+    Brier score, and the mean logit norm, after every epoch (``track=True``) or after the last.
+    """
+    import torch
+    torch.manual_seed(seed)
+    D, C = parts["fit"][0].shape[1], 10
+    layers = [torch.nn.Linear(D, C)] if hidden is None else [
+        torch.nn.Linear(D, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, C)]
+    model = torch.nn.Sequential(*layers)
+    params = list(model.parameters())
+    moments = [(torch.zeros_like(w), torch.zeros_like(w)) for w in params]
+    X, y = (torch.from_numpy(a) for a in parts["fit"])
+    rng = np.random.default_rng(seed)
+    run = Run(model, {k: [] for k in ("acc", "nll", "ece", "brier", "norm")})
+    step = 0
+    for epoch in range(epochs):
+        for idx in np.array_split(rng.permutation(len(y)), max(1, len(y) // batch)):
+            i = torch.from_numpy(idx)
+            grads = torch.autograd.grad(_loss(model(X[i]), y[i], smoothing, gamma, z_loss), params)
+            step += 1
+            _adam(params, grads, moments, lr, step)
+        if not (track or epoch == epochs - 1):
+            continue
+        z = run.logits(parts["held"][0])
+        for k, v in evaluate(z, parts["held"][1]).items():
+            run.history[k].append(v)
+        run.history["norm"].append(float(np.linalg.norm(z, axis=1).mean()))
+    return run
+
+
+def bootstrap_ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 15, reps: int = 200,
+                  seed: int = 0, level: float = 0.9) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ECE: resample the examples with replacement."""
+    rng = np.random.default_rng(seed)
+    values = [cc.expected_calibration_error(probs[i], y[i], n_bins)
+              for i in (rng.integers(0, len(y), len(y)) for _ in range(reps))]
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def simulate_calibrated(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels drawn from them: a perfectly calibrated model by construction."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(classes, 0.3), size=n)
+    labels = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    return probs, np.minimum(labels, classes - 1)
+
+
+def reliability_plot(ax, bins: cc.ReliabilityBins, title: str) -> None:
+    """Bars of accuracy per bin over the diagonal of perfect calibration."""
+    width = np.diff(bins.edges)
+    full = bins.counts > 0
+    ax.bar(bins.edges[:-1][full], bins.accuracies[full], width=width[full], align="edge",
+           edgecolor="black", color="tab:blue", alpha=0.7, label="accuracy in bin")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.plot(bins.confidences[full], bins.accuracies[full], "o", color="tab:red", ms=3,
+            label="(mean confidence, accuracy)")
+    ax.set_xlabel("confidence (top-label probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def measure(run: Run, parts: dict, n_bins: int = 15) -> dict:
+    """The chapter's table row of a trained model, all on the held-out part: accuracy, NLL, ECE
+    with its 90 % bootstrap interval, Brier score; T fitted on the validation part and the ECE
+    and NLL after dividing by it; the mean logit norm and the mean log Z."""
+    zv, zh = run.logits(parts["val"][0]), run.logits(parts["held"][0])
+    y = parts["held"][1]
+    T = cc.fit_temperature(zv, parts["val"][1])
+    row = evaluate(zh, y, n_bins)
+    row["ci"] = bootstrap_ece(cf.softmax(zh, axis=1), y, n_bins)
+    after = evaluate(zh / T, y, n_bins)
+    row.update(T=T, ece_T=after["ece"], nll_T=after["nll"], acc_T=after["acc"],
+               norm=float(np.linalg.norm(zh, axis=1).mean()),
+               logZ=float(np.mean(cf.logsumexp(zh, axis=1))))
+    return row
+
+
+def print_table(rows: dict) -> None:
+    """Print the measured table: one row per model and loss, rounded as the text discusses."""
+    print(f"{'model, loss':26s} {'acc':>6s} {'NLL':>6s} {'ECE (90% CI)':>20s} {'Brier':>6s} "
+          f"{'T':>5s} {'ECE@T':>6s}")
+    for name, r in rows.items():
+        ci = f"{100 * r['ece']:4.1f} [{100 * r['ci'][0]:4.1f}, {100 * r['ci'][1]:4.1f}]%"
+        print(f"{name:26s} {100 * r['acc']:5.1f}% {r['nll']:6.2f} {ci:>20s} {r['brier']:6.2f} "
+              f"{r['T']:5.2f} {100 * r['ece_T']:5.1f}%")
+
+
+def project_penultimate(run: Run, X: np.ndarray, y: np.ndarray, classes=(0, 1, 2)):
+    """Müller et al.'s picture: penultimate activations of three classes projected on the plane
+    through those classes' templates (rows of the last layer's W). Returns (points, labels)."""
+    W = run.model[-1].weight.detach().double().numpy()[list(classes)]
+    keep = np.isin(y, classes)
+    basis, _ = np.linalg.qr(np.stack([W[1] - W[0], W[2] - W[0]], axis=1))   # (H, 2)
+    return (run.features(X[keep]) - W[0]) @ basis, y[keep]
+
+
+def spread_ratio(points: np.ndarray, labels: np.ndarray) -> float:
+    """Mean within-class distance to the class mean over the mean distance between class means."""
+    classes = np.unique(labels)
+    means = np.stack([points[labels == c].mean(0) for c in classes])
+    within = np.mean([np.linalg.norm(points[labels == c] - m, axis=1).mean()
+                      for c, m in zip(classes, means)])
+    between = np.mean([np.linalg.norm(a - b) for i, a in enumerate(means) for b in means[i + 1:]])
+    return float(within / between)
