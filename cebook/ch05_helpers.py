@@ -10,8 +10,9 @@ The page shows what is measured and what it means; this module holds the machine
 - :func:`four_losses` and :func:`measure_spreads`: the loss ``-log softmax(z)[t]`` computed four
   ways (textbook, max-shift without ``log1p``, celib, torch) for logits ``[d, 0, ..., 0]``;
 - :func:`plot_errors`: the figure of those errors; :func:`bucket`: a coarse printable bound;
-- :func:`faithful_bracket`: the range of ulp errors the textbook log-softmax of ``[0, -d]`` can
-  have, whichever neighbour of ``e^{-d}`` the machine's ``exp`` returns (gradual underflow).
+- :func:`faithful_bracket`: the ulp errors the textbook log-softmax of ``[0, -d]`` has when
+  ``exp(-d)`` returns the nearer or the other neighbour of ``e^{-d}`` (gradual underflow), and
+  :func:`nearest_exp`: that nearer neighbour, what a correctly rounded ``exp`` returns.
 
 Every function is deterministic; mpmath's precision is set by the caller (the page uses
 ``mpmath.mp.dps = 50``).
@@ -203,19 +204,34 @@ def bucket(worst: float) -> str:
 
 def faithful_bracket(d: float) -> tuple[float, float]:
     """The ulp errors of ``log(r)`` against log softmax([0, -d])[1] for the two float64 numbers
-    r bracketing e^{-d} (the two results a faithfully rounded ``exp(-d)`` may return).
+    r bracketing e^{-d} (the two results a faithfully rounded ``exp(-d)`` may return): first for
+    the nearer one (what a correctly rounded ``exp`` returns), then for the other one.
 
     The textbook log-softmax computes exactly ``log(exp(-d))`` here (``1 + exp(-d)`` rounds to
-    1), so whatever the machine's ``exp``, its error lies in this range up to the rounding of
-    ``log`` (half an ulp). An r of 0 gives an infinite error.
+    1), so whatever the machine's ``exp``, its error is one of these two, up to the rounding of
+    ``log`` (half an ulp). The logs are taken in mpmath, so the two numbers do not depend on the
+    machine. An r of 0 gives an infinite error.
     """
     exact = -mpmath.mpf(d) - mpmath.log1p(mpmath.exp(-mpmath.mpf(d)))
     ulp = float(np.spacing(abs(float(exact))))
     x = mpmath.exp(-mpmath.mpf(d))
-    r = np.float64(float(x))                   # mpmath rounds to the nearest float64
+    r = np.float64(float(x))
     if mpmath.mpf(float(r)) > x:
         r = np.nextafter(r, 0.0)
     pair = (r, np.nextafter(r, np.inf))        # r <= e^{-d} < next float
+    if abs(mpmath.mpf(float(pair[1])) - x) < abs(x - mpmath.mpf(float(pair[0]))):
+        pair = pair[::-1]                      # the nearer one first
     errs = [np.inf if v == 0 else float(abs(mpmath.log(mpmath.mpf(float(v))) - exact) / ulp)
             for v in pair]
-    return min(errs), max(errs)
+    return errs[0], errs[1]
+
+
+def nearest_exp(d: float) -> np.float64:
+    """The float64 nearest to e^{-d} (subnormal or 0 included): what a correctly rounded
+    ``exp(-d)`` returns, computed without the machine's ``exp``."""
+    x = mpmath.exp(-mpmath.mpf(d))
+    r = np.float64(float(x))
+    if mpmath.mpf(float(r)) > x:
+        r = np.nextafter(r, 0.0)
+    up = np.nextafter(r, np.inf)
+    return up if abs(mpmath.mpf(float(up)) - x) < abs(x - mpmath.mpf(float(r))) else r
