@@ -491,7 +491,8 @@ def _nll_rows(rows: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_inde
         picked = np.take_along_axis(rows, safe_t[:, None], axis=1)[:, 0]
     target_weight = np.ones(len(t), rows.dtype) if w is None else w[safe_t]
     target_weight = np.where(ignored, 0, target_weight).astype(rows.dtype)
-    per_element = -target_weight * picked
+    # An ignored row is +0.0, as torch writes it; -0.0 * picked would give -0.0 when picked > 0.
+    per_element = np.where(ignored, rows.dtype.type(0), -target_weight * picked)
     return per_element, float(np.sum(target_weight, dtype=np.float64))
 
 

@@ -126,3 +126,19 @@ def test_bce_integer_target_is_refused():
         F.binary_cross_entropy_with_logits(torch.zeros(3), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"target must be floating point .*astype\(np.float32\)"):
         cf.binary_cross_entropy_with_logits(np.zeros(3), np.array([0, 1, 1]))
+
+
+# --------------------------------------------------------------------------------------
+# Ignored elements under reduction='none' are +0.0, as torch writes them
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+def test_ignored_element_is_positive_zero(dtype):
+    x = np.array([[1.0, 2.0, 3.0], [0.5, 1.0, 2.0]], dtype)  # positive: -0.0 * x would be -0.0
+    t = np.array([0, 1])
+    ours = cf.nll_loss(x, t, reduction="none", ignore_index=0)
+    theirs = torch_result(F.nll_loss(torch.from_numpy(x), torch.from_numpy(t),
+                                     reduction="none", ignore_index=0))
+    np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+    assert ours[0] == 0.0 and not np.signbit(ours[0])
