@@ -388,7 +388,8 @@ def softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 def _write_probabilities(xb: np.ndarray, scratch: _Scratch, r: np.ndarray, ob: np.ndarray,
                          coef: np.ndarray | None = None, shift: np.ndarray | None = None,
                          weight: np.ndarray | None = None) -> _Stats:
-    """``ob = coef·p - shift·w`` for the rows of ``xb`` (``coef`` = 1, ``shift`` = 0 if None).
+    """``ob = coef·q - shift·w``, q the softmax of the rows of ``xb`` (``coef`` = 1, ``shift`` = 0
+    if None).
 
     Returns the block's statistics; non-finite rows (max +inf, nan or only -inf) get nan.
     The max entry is written as ``coef/(1+s) - shift·w_k`` exactly (no e^m·e^-m round-trip).
@@ -470,7 +471,7 @@ def cross_entropy_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
 def cross_entropy_grad_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
                             weight: np.ndarray | None, scale: float, smooth: float,
                             out: np.ndarray) -> None:
-    """Write the gradient rows ``c_i·(p - e_y) + s_i·(Σw·p - w)`` into ``out``.
+    """Write the gradient rows ``c_i·(q - e_y) + s_i·(Σw·q - w)`` into ``out`` (q = softmax).
 
     ``c_i = scale·w_{y_i}`` and ``s_i = smooth`` on kept rows; rows where ``ignored`` is True
     get exactly 0 whatever their logits. ``target`` holds valid class indices wherever it is not

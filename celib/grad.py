@@ -1,9 +1,9 @@
 """Gradients of cross-entropy, written out by hand, and the tools to check them.
 
-The whole chapter fits in one line: for logits :math:`z` and target distribution :math:`q`,
+The whole chapter fits in one line: for logits :math:`z`, the model :math:`q =
+\\operatorname{softmax}(z)` and the target distribution :math:`p` (the book's notation),
 
-.. math:: \\frac{\\partial}{\\partial z}\\Big(-\\sum_c q_c \\log \\operatorname{softmax}(z)_c\\Big)
-          = \\operatorname{softmax}(z) - q .
+.. math:: \\frac{\\partial}{\\partial z}\\Big(-\\sum_c p_c \\log q_c\\Big) = q - p .
 
 :func:`cross_entropy_grad` adds what the options do to it (weights, ``ignore_index``, label
 smoothing, the mean's denominator) and agrees with torch autograd on every one of them.
@@ -46,16 +46,16 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
 
     Notes
     -----
-    With :math:`p = \\operatorname{softmax}(z_i)`, :math:`S = \\sum_c w_c` and (for index targets)
+    With :math:`q = \\operatorname{softmax}(z_i)`, :math:`S = \\sum_c w_c` and (for index targets)
     :math:`y = y_i`, the gradient of element :math:`i`'s loss is
 
     .. math::
 
-        g_i = (1-\\varepsilon)\\,w_y\\,(p - e_y)
-              + \\frac{\\varepsilon}{C}\\,(S\\,p - w),
+        g_i = (1-\\varepsilon)\\,w_y\\,(q - e_y)
+              + \\frac{\\varepsilon}{C}\\,(S\\,q - w),
 
-    which is :math:`p - q` with :math:`q = (1-\\varepsilon)e_y + \\varepsilon/C` when unweighted.
-    For probability targets :math:`q`, :math:`g_i = (\\sum_c w_c q_c)\\,p - w \\odot q`.
+    which is :math:`q - p` with :math:`p = (1-\\varepsilon)e_y + \\varepsilon/C` when unweighted.
+    For probability targets :math:`p`, :math:`g_i = (\\sum_c w_c p_c)\\,q - w \\odot p`.
     Ignored elements get 0; ``'mean'`` divides by the same denominator as the loss. When every
     target is ignored the gradient is 0 (torch autograd gives the same), although the loss is
     ``nan``; when the kept targets all have weight 0, it is ``nan`` like torch's. Without
@@ -81,13 +81,13 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
 
     if _is_probability_target(t, x.shape):
         _checks.refuse_ignore_index_with_probabilities(ignore_index)
-        p = softmax(_rows(work), axis=1)
-        q = _rows(t.astype(work.dtype, copy=False))
+        q = softmax(_rows(work), axis=1)  # the model
+        p = _rows(t.astype(work.dtype, copy=False))  # the target
         if epsilon > 0:
-            q = q * (1 - epsilon) + epsilon / num_classes
-        wq = q * weights
-        g = np.sum(wq, axis=1, keepdims=True) * p - wq
-        return _finish(g, float(p.shape[0]), reduction, x, None)
+            p = p * (1 - epsilon) + epsilon / num_classes
+        wp = p * weights
+        g = np.sum(wp, axis=1, keepdims=True) * q - wp
+        return _finish(g, float(q.shape[0]), reduction, x, None)
 
     _checks.check_index_target(t, x.shape)
     flat = t.reshape(-1)
@@ -104,15 +104,15 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
         # denominator is 0 (see _finish for what autograd does there).
         safe = np.where(ignored, 0, flat).astype(np.intp)
         target_weight = np.where(ignored, 0, weights[safe]).astype(work.dtype)
-        p = softmax(rows, axis=1)
-        g = p.copy()
+        q = softmax(rows, axis=1)
+        g = q.copy()
         g[np.arange(len(safe)), safe] -= 1
         g *= (1 - epsilon) * target_weight[:, None]
         if epsilon > 0:
-            g += (epsilon / num_classes) * (weights.sum() * p - weights)
+            g += (epsilon / num_classes) * (weights.sum() * q - weights)
         g[ignored] = 0
         return _finish(g, denominator, reduction, x, ignored)
-    # One pass per row block, in float64: g = c_i·(p - e_y) + s·(Σw·p - w), with
+    # One pass per row block, in float64: g = c_i·(q - e_y) + s·(Σw·q - w), with
     # c_i = (1 - ε)·w_y/denominator and s = (ε/C)/denominator ('mean'; no division otherwise).
     scale = 1.0 / denominator if reduction == "mean" else 1.0
     out = np.empty(rows.shape, dtype=x.dtype)
@@ -145,7 +145,7 @@ def _unrows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def softmax_jacobian(z: ArrayLike) -> np.ndarray:
-    """Jacobian of the softmax, :math:`J = \\operatorname{diag}(s) - s s^\\top`, for one vector.
+    """Jacobian of the softmax, :math:`J = \\operatorname{diag}(q) - q q^\\top`, for one vector.
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ def softmax_jacobian(z: ArrayLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (C, C)
-        :math:`J_{ij} = \\partial s_i / \\partial z_j = s_i(\\delta_{ij} - s_j)`: symmetric,
+        :math:`J_{ij} = \\partial q_i / \\partial z_j = q_i(\\delta_{ij} - q_j)`: symmetric,
         positive semidefinite, rows summing to 0. It is also the Hessian of
         :math:`\\log\\sum_j e^{z_j}`, hence of cross-entropy in the logits, which is why the loss
         is convex in them.
