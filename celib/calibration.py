@@ -546,14 +546,14 @@ def focal_loss_grad(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
 
     Notes
     -----
-    With :math:`p = \\operatorname{softmax}(z)` and :math:`p_t = p_y`, the loss of one example
+    With :math:`q = \\operatorname{softmax}(z)` and :math:`p_t = q_y`, the loss of one example
     is :math:`\\ell = -\\alpha_y (1-p_t)^\\gamma \\log p_t` and
 
     .. math::
-       \\frac{\\partial \\ell}{\\partial z} = s\\,(p - e_y), \\qquad
+       \\frac{\\partial \\ell}{\\partial z} = s\\,(q - e_y), \\qquad
        s = \\alpha_y (1-p_t)^{\\gamma}\\Big(1 - \\gamma\\, \\frac{p_t \\log p_t}{1 - p_t}\\Big),
 
-    cross-entropy's gradient :math:`p - e_y` scaled by :math:`s`, which is 1 for
+    cross-entropy's gradient :math:`q - e_y` scaled by :math:`s`, which is 1 for
     :math:`\\gamma = 0` and falls towards 0 as :math:`p_t \\to 1` (:math:`\\log p_t / (1-p_t)`
     tends to -1 there, and is evaluated as that limit at :math:`p_t = 1`). Checked against
     torch autograd in the tests.

@@ -544,18 +544,18 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
 
     Notes
     -----
-    With :math:`\\log p = \\operatorname{log\\_softmax}(x)` along the class axis, for index
+    With :math:`\\log q = \\operatorname{log\\_softmax}(x)` along the class axis, for index
     targets
 
     .. math::
 
-        \\ell_i = (1-\\varepsilon)\\,\\big(-w_{y_i} \\log p_{i,y_i}\\big)
-                 + \\frac{\\varepsilon}{C} \\sum_c \\big(-w_c \\log p_{i,c}\\big),
+        \\ell_i = (1-\\varepsilon)\\,\\big(-w_{y_i} \\log q_{i,y_i}\\big)
+                 + \\frac{\\varepsilon}{C} \\sum_c \\big(-w_c \\log q_{i,c}\\big),
         \\qquad L_{\\text{mean}} = \\frac{\\sum_i \\ell_i}{\\sum_i w_{y_i}},
 
     both sums over non-ignored elements; if every target is ignored, 'mean' gives ``nan``, as
-    in torch. For probability targets :math:`q` (smoothed to
-    :math:`(1-\\varepsilon)q + \\varepsilon/C`), :math:`\\ell_i = -\\sum_c w_c q_{i,c} \\log p_{i,c}`
+    in torch. For probability targets :math:`p` (smoothed to
+    :math:`(1-\\varepsilon)p + \\varepsilon/C`), :math:`\\ell_i = -\\sum_c w_c p_{i,c} \\log q_{i,c}`
     and 'mean' divides by the number of elements. One-hot float targets therefore give the
     index-target loss only without weights.
 
