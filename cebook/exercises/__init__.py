@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WrongAnswer", "require", "as_number", "as_array", "correct"]
+__all__ = ["WrongAnswer", "require", "as_number", "as_array", "call_reader", "correct"]
 
 
 class WrongAnswer(AssertionError):
@@ -47,6 +47,22 @@ def as_array(value: Any, what: str, shape: tuple[int, ...] | None = None) -> np.
             f"{what} should have shape {tuple(shape or ())}, not {array.shape}")
     require(np.all(np.isfinite(array)), f"{what} should hold finite numbers")
     return array
+
+
+def call_reader(f: Any, *args: Any, what: str, **kwargs: Any) -> Any:
+    """Call a function the reader wrote; a crash is a wrong answer that names its cause.
+
+    Floating-point warnings are silenced: an overflow the function handles (or not) shows in
+    what it returns, which the checker then judges.
+    """
+    require(callable(f), f"pass the function {what} itself, not a value")
+    try:
+        with np.errstate(all="ignore"):
+            return f(*args, **kwargs)
+    except WrongAnswer:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
+        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
 
 
 def correct(message: str) -> None:

@@ -8,23 +8,13 @@ of one per row, a shift along the wrong axis, and ``log(softmax(z))``.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from . import WrongAnswer, as_array, as_number, correct, require
+from . import as_array, as_number, call_reader, correct, require, WrongAnswer
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
-
-def _call(f, *args, what: str, **kwargs):
-    """Call the reader's function; a crash is a wrong answer, with its cause."""
-    require(callable(f), f"pass the function {what} itself, not a value")
-    try:
-        with np.errstate(all="ignore"):
-            return f(*args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
-        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
 
 
 def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
@@ -67,7 +57,7 @@ def _check_rows(got, expected, what: str, hint: str, rtol: float, atol: float = 
 def check_ex1(my_softmax) -> None:
     """Exercise 1: ``my_softmax(z, axis=-1)``, stable for any shape and axis."""
     for z, axis, hint in _CASES:
-        got = _call(my_softmax, z.copy(), axis=axis, what="my_softmax")
+        got = call_reader(my_softmax, z.copy(), axis=axis, what="my_softmax")
         expected = np.exp(_log_softmax(z, axis))
         _check_rows(got, expected, f"my_softmax on shape {z.shape}, axis={axis}", hint, 1e-10)
     correct("right on every shape and axis, and no overflow or nan for large logits.")
@@ -117,7 +107,7 @@ _EX4_CASES = [
 def check_ex4(my_log_softmax) -> None:
     """Exercise 4: ``my_log_softmax(z)`` for a batch (N, C), finite and accurate."""
     for z, hint in _EX4_CASES:
-        got = _call(my_log_softmax, z.copy(), what="my_log_softmax")
+        got = call_reader(my_log_softmax, z.copy(), what="my_log_softmax")
         # z - (m + log s) may lose a few ulps of the largest logit: allowed
         atol = 8 * float(np.spacing(np.abs(z).max()))
         _check_rows(got, _log_softmax(z, 1), f"my_log_softmax on {z.shape[0]} rows", hint, 1e-12,

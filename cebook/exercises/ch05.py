@@ -13,18 +13,10 @@ import numpy as np
 
 import celib.naive as naive
 
-from . import WrongAnswer, as_number, correct, require
+from . import as_number, call_reader, correct, require, WrongAnswer
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
-
-def _call(f, *args, what: str):
-    """Call the reader's function; a crash is a wrong answer, with its cause."""
-    require(callable(f), f"pass the function {what} itself, not a value")
-    try:
-        return f(*args)
-    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
-        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
 
 
 def check_ex1(d) -> None:
@@ -49,7 +41,7 @@ def check_ex2(my_logsumexp) -> None:
     results (relative error below 4e-16 against mpmath)."""
     for case in _EX2_CASES:
         with np.errstate(all="ignore"):
-            got = _call(my_logsumexp, np.array(case), what="my_logsumexp")
+            got = call_reader(my_logsumexp, np.array(case), what="my_logsumexp")
         got = as_number(got, f"my_logsumexp({case})")
         with mpmath.workdps(50):
             exact = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in case))
@@ -64,7 +56,7 @@ def check_ex3(log_sigmoid) -> None:
     """Exercise 3: log sigmoid(x) for a float64 array, within 2 ulps from x = -800 to 800."""
     xs = np.array([-800.0, -40.0, -1.0, 0.0, 0.5, 40.0, 800.0])
     with np.errstate(all="ignore"):
-        got = _call(log_sigmoid, xs.copy(), what="log_sigmoid")
+        got = call_reader(log_sigmoid, xs.copy(), what="log_sigmoid")
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):

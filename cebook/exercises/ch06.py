@@ -15,18 +15,10 @@ import celib.functional as cf
 import celib.grad as cg
 from cebook import ch06_helpers as h
 
-from . import WrongAnswer, as_array, correct, require
+from . import as_array, call_reader, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
-
-def _call(f, *args, what: str):
-    """Call the reader's function; a crash is a wrong answer, with its cause."""
-    require(callable(f), f"pass the function {what} itself, not a value")
-    try:
-        return f(*args)
-    except Exception as e:  # noqa: BLE001 - any error in the reader's code is reported
-        raise WrongAnswer(f"{what} raised {type(e).__name__}: {e}") from None
 
 
 def check_ex1(bce_grad) -> None:
@@ -35,7 +27,7 @@ def check_ex1(bce_grad) -> None:
     p = np.random.default_rng(6).uniform(size=8)
     numeric = cg.numerical_grad(
         lambda v: cf.binary_cross_entropy_with_logits(v, p, reduction="sum"), x)
-    got = as_array(_call(bce_grad, x.copy(), p.copy(), what="bce_grad"), "bce_grad(x, p)",
+    got = as_array(call_reader(bce_grad, x.copy(), p.copy(), what="bce_grad"), "bce_grad(x, p)",
                    shape=x.shape)
     require(not np.allclose(got, -numeric, atol=1e-6),
             "the sign is flipped: the gradient is prediction minus target")
@@ -71,7 +63,7 @@ def check_ex3(weighted_grad) -> None:
     F.cross_entropy(Zt, torch.from_numpy(tc), weight=torch.from_numpy(wc),
                     ignore_index=-1).backward()
     expected = Zt.grad.numpy()
-    got = as_array(_call(weighted_grad, Zc.copy(), tc.copy(), wc.copy(), -1,
+    got = as_array(call_reader(weighted_grad, Zc.copy(), tc.copy(), wc.copy(), -1,
                          what="weighted_grad"), "weighted_grad(...)", shape=Zc.shape)
     require(np.all(got[tc == -1] == 0), "ignored rows must get a zero gradient")
     require(np.allclose(got, expected, atol=1e-15),

@@ -11,7 +11,7 @@ import numpy as np
 from celib.functional import cross_entropy
 from celib.parallel import shard_bounds
 
-from . import WrongAnswer, as_number, correct, require
+from . import as_number, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3"]
 
