@@ -640,8 +640,9 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
         \\frac{\\partial L}{\\partial b} = \\mathbf 1^\\top G .
 
     A first pass computes :math:`\\mathrm{lse}_i` as the forward does; a second recomputes each
-    tile's logits and forms :math:`a_i e^{z_{i,c} - \\mathrm{lse}_i}` in place (this is the
-    backward of Cut Cross-Entropy and of Liger-Kernel's fused linear cross-entropy); the
+    tile's logits and forms :math:`a_i e^{z_{i,c} - \\mathrm{lse}_i}` in place (this is Cut
+    Cross-Entropy's backward; Liger-Kernel instead forms the gradient during the forward, one
+    token chunk at a time with that chunk's logits over the whole vocabulary); the
     one-hot and label-smoothing parts of the target, being sparse or rank one, are added
     outside the loop. 'mean' over a zero total weight gives ``nan`` where torch's autograd does.
 
