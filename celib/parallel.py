@@ -656,6 +656,10 @@ def _run_rank(rank, fn, world_size, port, folder, args, timeout):
         with open(os.path.join(folder, f"rank{rank}.err"), "w", encoding="utf-8") as f:
             f.write(f"{time.time():.6f}\n{traceback.format_exc()}")
         raise
+    else:
+        # No rank tears the group down (rank 0 hosts its TCP store) while another still uses
+        # it: without this, a rank that finished first could abort a slower one at exit.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as f:

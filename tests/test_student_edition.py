@@ -25,6 +25,11 @@ def _errors(cell) -> list[str]:
     return [o.get("ename", "") for o in cell.get("outputs", []) if o["output_type"] == "error"]
 
 
+def _messages(cell) -> str:
+    return "; ".join(f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
+                     if o["output_type"] == "error")
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_student_notebook(path, tmp_path):
     raw = student_notebook(json.loads(path.read_text(encoding="utf-8")))
@@ -44,4 +49,4 @@ def test_student_notebook(path, tmp_path):
         if ANSWER_TAG in cell.metadata.get("tags", []):
             assert errors == ["WrongAnswer"], f"cell {index}: a blank answer must be rejected"
         else:
-            assert not errors, f"cell {index} fails without the solutions: {errors}"
+            assert not errors, f"cell {index} fails without the solutions: {_messages(cell)}"
