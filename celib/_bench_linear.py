@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -81,15 +79,10 @@ def celib_calls(x, w, y):
 
 
 _RSS_SCRIPT = r"""
-import gc, json, sys
+import json, sys
 import torch
 from celib._bench_linear import make_problem, torch_calls
-
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
+from celib.bench import peak_rss_rise
 
 job = json.load(sys.stdin)
 torch.set_num_threads(job["threads"])
@@ -98,28 +91,18 @@ for call in torch_calls(x, w, y, job["path"]):
     call()  # load the code paths on a tiny problem first
 x, w, y = make_problem(tuple(job["shape"]))
 call = torch_calls(x, w, y, job["path"])[job["which"]]
-gc.collect()
-rss = status("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the peak (VmHWM) to the current RSS
-result = call()
-print(json.dumps(max(0, status("VmHWM:") - rss)))
+print(json.dumps(peak_rss_rise(call)))
 """
 
 
 def torch_peak_rss(shape, path: str, which: int, threads: int) -> float | None:
     """Rise of torch's peak RSS (bytes) for one call (0: forward, 1: forward+backward), measured
     in a fresh subprocess."""
-    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
-        return None  # pragma: no cover
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    from celib.bench import run_memory_script
+
     job = {"shape": list(shape), "path": path, "which": which, "threads": threads}
-    proc = subprocess.run([sys.executable, "-c", _RSS_SCRIPT], input=json.dumps(job),
-                          capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:  # pragma: no cover - reported, not fatal
-        print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
-        return None
-    return float(json.loads(proc.stdout.strip().splitlines()[-1]))
+    rise = run_memory_script(_RSS_SCRIPT, job)
+    return None if rise is None else float(rise)
 
 
 def run(shapes=SHAPES, repeats: int = 3, threads: int = 2, memory: bool = True) -> list[dict]:

@@ -167,17 +167,38 @@ def traced_peak(call) -> int:
     return max(0, peak - before)
 
 
-_TORCH_MEMORY_SCRIPT = r"""
-import gc, json, sys
-import numpy as np
-import torch
-from celib.bench import _torch_call, make_input
-
-def status(key):
+def _status_bytes(key: str) -> int:
+    """A memory line of /proc/self/status (``VmRSS:``, ``VmHWM:``), in bytes (Linux only)."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith(key):
                 return int(line.split()[1]) * 1024
+    raise KeyError(key)  # pragma: no cover
+
+
+def peak_rss_rise(call) -> int:
+    """How far one ``call()`` raises this process's peak RSS above its current RSS, in bytes.
+
+    Used inside the fresh subprocesses that measure torch (Linux: resets the peak through
+    /proc/self/clear_refs first, so earlier work does not count).
+    """
+    import gc
+
+    gc.collect()
+    rss = _status_bytes("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    result = call()
+    peak = _status_bytes("VmHWM:")
+    del result
+    return max(0, peak - rss)
+
+
+_TORCH_MEMORY_SCRIPT = r"""
+import gc, json, sys
+import numpy as np
+import torch
+from celib.bench import _torch_call, make_input, peak_rss_rise
 
 jobs = json.load(sys.stdin)
 torch.set_num_threads(jobs["threads"])
@@ -188,34 +209,34 @@ for function, dtype, n, c in jobs["configs"]:
     small = _torch_call(function, tx[:2, :8].clone(), ty[:2] % 8)
     small()  # load the code paths once
     call = _torch_call(function, tx, ty)
-    gc.collect()
-    rss = status("VmRSS:")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak (VmHWM) to the current RSS
-    result = call()
-    peak = status("VmHWM:")
-    del result
-    out.append(max(0, peak - rss))
+    out.append(peak_rss_rise(call))
     del x, y, tx, ty, call
     gc.collect()
 print(json.dumps(out))
 """
 
 
-def torch_peak_rss(configs: list[tuple[str, str, int, int]], threads: int) -> list[float] | None:
-    """Rise of peak RSS (bytes) of each torch call, measured in one fresh subprocess."""
+def run_memory_script(script: str, job: dict):
+    """Run a measuring ``script`` in a fresh Python with ``job`` as JSON on its standard input
+    and return the JSON of its last output line; None where peak RSS cannot be measured
+    (not Linux) or the script failed (its error is printed, not raised)."""
     if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
         return None  # pragma: no cover
+    # Small allocations from the heap, large ones mapped and unmapped at once: RSS then follows
+    # what torch holds, not what the allocator keeps cached.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    proc = subprocess.run(
-        [sys.executable, "-c", _TORCH_MEMORY_SCRIPT],
-        input=json.dumps({"threads": threads, "configs": [list(c) for c in configs]}),
-        capture_output=True, text=True, env=env, check=False,
-    )
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
+                          capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:  # pragma: no cover - reported, not fatal
         print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def torch_peak_rss(configs: list[tuple[str, str, int, int]], threads: int) -> list[float] | None:
+    """Rise of peak RSS (bytes) of each torch call, measured in one fresh subprocess."""
+    return run_memory_script(_TORCH_MEMORY_SCRIPT,
+                             {"threads": threads, "configs": [list(c) for c in configs]})
 
 
 def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
