@@ -18,10 +18,11 @@ endif
 # Pytest runs on both cores; nbval needs --dist loadfile so one kernel runs one notebook.
 XDIST  := -n 2
 
-.PHONY: help venv book student book-strict notebooks test test-unit test-notebooks test-site test-browser linkcheck serve bench accuracy clean
+.PHONY: help venv book po student book-strict notebooks test test-unit test-notebooks test-site test-browser linkcheck serve bench accuracy clean
 
 help:
-	@echo "make book       build the site into _build/html (creates .venv if missing)"
+	@echo "make book       build the site into _build/html, its Chinese edition into _build/html/zh_CN"
+	@echo "make po         refresh the Chinese catalogues (locales/zh_CN) after editing the English"
 	@echo "make test       run every test: celib, doctests, notebooks (nbval), site build, links, browser"
 	@echo "make notebooks  re-execute every chapter in place, refreshing the committed outputs"
 	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
@@ -38,9 +39,19 @@ $(STAMP): requirements.txt pyproject.toml
 
 # The site shows the outputs committed in the notebooks (execute_notebooks: off); nbval
 # proves those outputs are what the code produces today.
+# The Chinese edition is the same sources built again with the catalogues of locales/zh_CN
+# (cebook/i18n.py), with -W -n too.
 book: $(STAMP)
 	$(JB) build . -W -n --keep-going
-	@echo "Open $(CURDIR)/_build/html/index.html in a browser (or run 'make serve')."
+	$(PY) -m cebook.i18n build
+	@echo "Open $(CURDIR)/_build/html/index.html in a browser (or run 'make serve');"
+	@echo "the Chinese edition is $(CURDIR)/_build/html/zh_CN/index.html."
+
+# After an English edit: re-extract the messages and merge them into locales/zh_CN/LC_MESSAGES
+# (sphinx-intl); a changed message keeps its old translation, marked fuzzy, until revised.
+# tests/test_i18n.py fails while any message is untranslated or fuzzy.
+po: $(STAMP)
+	$(PY) -m cebook.i18n po
 
 # The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
 # the checkers stay importable from cebook.exercises (installed in .venv with celib).

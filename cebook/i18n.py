@@ -1,0 +1,222 @@
+"""The Chinese edition: gettext catalogues in ``locales/zh_CN`` and the build of the second site.
+
+One set of sources, two sites. The English prose is the source text; Sphinx's gettext builder
+extracts it as one message catalogue per page, ``sphinx-intl`` keeps ``locales/zh_CN/LC_MESSAGES``
+in step with it, and the Chinese site is the same Sphinx project built with ``language=zh_CN``.
+The notebooks are never re-executed (``execute_notebooks: off``), so both sites show the same
+committed outputs, which nbval proves once.
+
+Usage (the Makefile calls these)::
+
+    python -m cebook.i18n po       # refresh the catalogues after an English edit
+    python -m cebook.i18n build    # the Chinese site, into _build/html/zh_CN
+    python -m cebook.i18n check    # list every message that is untranslated or fuzzy
+
+What is not translated: celib's docstrings (the API reference shows them as they are in the
+code, like code comments), and code cells and their outputs. Messages that come only from a
+docstring are dropped from the catalogues when they are extracted, so that "every message is
+translated" can be checked literally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel.messages.pofile import read_po, write_po
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGUAGE = "zh_CN"
+LOCALE_DIR = ROOT / "locales"
+CATALOGUE_DIR = LOCALE_DIR / LANGUAGE / "LC_MESSAGES"
+# Extra words for jieba, the segmenter behind Sphinx's Chinese search index (see `build`).
+SEARCH_DICT = LOCALE_DIR / LANGUAGE / "search_words.txt"
+HTML_DIR = ROOT / "_build" / "html"
+ZH_HTML_DIR = HTML_DIR / LANGUAGE
+
+# Settings of the Chinese site that differ from the English one (_config.yml).
+ZH_TITLE = "交叉熵，跑出来看"
+ZH_FOOTER = ("<p>本站每一页上的每个输出，都是运行该页所属的笔记本得到的；"
+             "测试套件会重新运行每个笔记本，并检查没有任何输出发生变化。</p>")
+
+
+def _sphinx(builder: str, outdir: Path, doctrees: Path, overrides: dict,
+            strict: bool = False, quiet: bool = True) -> None:
+    """Run Sphinx on the book as Jupyter Book configures it, with `overrides` on top."""
+    from jupyter_book.sphinx import build_sphinx
+
+    confoverrides = {"latex_individualpages": False, **overrides}
+    if strict:
+        confoverrides["nitpicky"] = True
+    result = build_sphinx(
+        ROOT, outdir, noconfig=True, path_config=str(ROOT / "_config.yml"),
+        confoverrides=confoverrides, builder=builder, warningiserror=strict,
+        keep_going=strict, quiet=quiet, doctreedir=doctrees)
+    if result:
+        raise SystemExit(f"the {builder} build failed (status {result!r}); see above")
+
+
+# --- extraction -------------------------------------------------------------------------------
+
+def _from_docstring_only(message) -> bool:
+    """A message none of whose occurrences is in a page's own text: it comes from a Python
+    docstring (autodoc) or an autosummary table (a docstring's first line). Babel splits the
+    location "celib/x.py:docstring of celib.x.f:3" at its spaces, so the test is that no
+    location is a page (a .md or .ipynb file, with or without a line number)."""
+    return not any(path.endswith((".md", ".ipynb")) for path, _ in message.locations)
+
+
+def extract(pot_dir: Path) -> list[Path]:
+    """Extract every page's messages into ``pot_dir`` (one .pot per page), without the
+    docstring messages and without source locations (they would change with every edit of a
+    notebook and make the catalogues' diffs unreadable)."""
+    if pot_dir.exists():
+        shutil.rmtree(pot_dir)
+    _sphinx("gettext", pot_dir, pot_dir.parent / ".doctrees-gettext", {})
+    pots = sorted(pot_dir.rglob("*.pot"))
+    for pot in pots:
+        with pot.open("rb") as f:
+            catalog = read_po(f)
+        for message in list(catalog):
+            if message.id and _from_docstring_only(message):
+                del catalog[message.id]
+            else:
+                message.locations = []
+        with pot.open("wb") as f:
+            write_po(f, catalog, width=0, omit_header=False)
+    return pots
+
+
+def update_catalogues() -> None:
+    """``make po``: re-extract and merge into locales/zh_CN with sphinx-intl. A message whose
+    English changed keeps its old translation marked fuzzy, for a translator to revise."""
+    from sphinx_intl import basic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pot_dir = Path(tmp) / "gettext"
+        pots = extract(pot_dir)
+        wanted = {p.relative_to(pot_dir).with_suffix(".po") for p in pots}
+        for po in CATALOGUE_DIR.rglob("*.po"):  # a page that no longer exists
+            if po.relative_to(CATALOGUE_DIR) not in wanted:
+                po.unlink()
+        basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=0,
+                     ignore_obsolete=True, jobs=1)
+
+
+# --- completeness -----------------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    catalogue: str  # e.g. "book/04_cross_entropy.po"
+    message: str    # the English message, shortened
+    what: str       # "missing from the catalogue", "untranslated", "fuzzy", ...
+
+    def __str__(self) -> str:
+        return f"{self.catalogue}: {self.what}: {self.message!r}"
+
+
+def _short(text: str, width: int = 90) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# What a translation must carry over unchanged: inline math, inline code, the target of a MyST
+# role (its title may be translated: {term}`交叉熵 <cross-entropy>`) and the target of a link.
+_KEEP = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|(\{[a-z:-]+\})`([^`]*)`|``[^`]+``|`[^`]+`"
+                   r"|\]\(([^)\s]+)\)")
+_TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
+
+
+def protected_spans(text: str) -> list[str]:
+    """The math, code, role targets and link targets of `text`, sorted (the order of a
+    sentence's parts may change in Chinese)."""
+    spans = []
+    for match in _KEEP.finditer(text):
+        role, content, link = match.group(1), match.group(2), match.group(3)
+        if role:
+            titled = _TITLED.match(content)
+            target = titled.group(2) if titled else content
+            spans.append(f"{role}<{target.lower() if role == '{term}' else target}>")
+        elif link:
+            spans.append(f"link({link})")
+        else:
+            spans.append(match.group(0))
+    return sorted(spans)
+
+
+def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem]:
+    """Every message of every page that the Chinese edition would show in English, or with its
+    math or code changed: compared against a fresh extraction in ``pot_dir``."""
+    found: list[Problem] = []
+    for pot in sorted(pot_dir.rglob("*.pot")):
+        rel = pot.relative_to(pot_dir).with_suffix(".po")
+        po = catalogue_dir / rel
+        with pot.open("rb") as f:
+            wanted = [m for m in read_po(f) if m.id]
+        if not po.is_file():
+            found += [Problem(str(rel), _short(m.id), "no catalogue") for m in wanted[:1]]
+            continue
+        with po.open("rb") as f:
+            catalog = read_po(f)
+        for m in wanted:
+            entry = catalog.get(m.id)
+            if entry is None:
+                found.append(Problem(str(rel), _short(m.id), "missing (run make po)"))
+            elif not entry.string:
+                found.append(Problem(str(rel), _short(m.id), "untranslated"))
+            elif entry.fuzzy:
+                found.append(Problem(str(rel), _short(m.id), "fuzzy"))
+            elif protected_spans(m.id) != protected_spans(entry.string):
+                found.append(Problem(str(rel), _short(m.id),
+                                     "math, code, a role or a link differs from the English"))
+        current = {m.id for m in wanted}
+        found += [Problem(str(rel), _short(m.id), "no longer in the English (run make po)")
+                  for m in catalog if m.id and m.id not in current]
+    for po in sorted(catalogue_dir.rglob("*.po")):
+        if not (pot_dir / po.relative_to(catalogue_dir)).with_suffix(".pot").is_file():
+            found.append(Problem(str(po.relative_to(catalogue_dir)), "",
+                                 "catalogue of a page that no longer exists (run make po)"))
+    return found
+
+
+# --- the Chinese site -------------------------------------------------------------------------
+
+def build(outdir: Path = ZH_HTML_DIR, strict: bool = True) -> None:
+    """Build the Chinese site from the same sources, warnings as errors like the English one."""
+    _sphinx("html", outdir, ROOT / "_build" / f".doctrees-{LANGUAGE}", {
+        "language": LANGUAGE,
+        "html_title": ZH_TITLE,
+        "html_search_options": {"dict": str(SEARCH_DICT)},
+        "html_theme_options": {"extra_footer": ZH_FOOTER},  # merged into _config.yml's
+    }, strict=strict, quiet=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cebook.i18n", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("command", choices=["po", "build", "check"])
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    if args.command == "po":
+        update_catalogues()
+    elif args.command == "build":
+        build()
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            extract(Path(tmp) / "gettext")
+            found = problems(Path(tmp) / "gettext")
+        for p in found:
+            print(p)
+        print(f"{len(found)} problem(s)")
+        return 1 if found else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
