@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE = "zh_CN"
 LOCALE_DIR = ROOT / "locales"
 CATALOGUE_DIR = LOCALE_DIR / LANGUAGE / "LC_MESSAGES"
+# Not a page's catalogue: the theme's words (Sphinx's "sphinx" domain), kept by hand.
+THEME_CATALOGUE = "sphinx.po"
 # Extra words for jieba, the segmenter behind Sphinx's Chinese search index (see `build`).
 SEARCH_DICT = LOCALE_DIR / LANGUAGE / "search_words.txt"
 HTML_DIR = ROOT / "_build" / "html"
@@ -76,9 +78,11 @@ def extract(pot_dir: Path) -> list[Path]:
     """Extract every page's messages into ``pot_dir`` (one .pot per page), without the
     docstring messages and without source locations (they would change with every edit of a
     notebook and make the catalogues' diffs unreadable)."""
-    if pot_dir.exists():
-        shutil.rmtree(pot_dir)
-    _sphinx("gettext", pot_dir, pot_dir.parent / ".doctrees-gettext", {})
+    doctrees = pot_dir.parent / ".doctrees-gettext"
+    for stale in (pot_dir, doctrees):  # always a full read: every page, as it is now
+        if stale.exists():
+            shutil.rmtree(stale)
+    _sphinx("gettext", pot_dir, doctrees, {})
     pots = sorted(pot_dir.rglob("*.pot"))
     for pot in pots:
         with pot.open("rb") as f:
@@ -103,7 +107,7 @@ def update_catalogues() -> None:
         pots = extract(pot_dir)
         wanted = {p.relative_to(pot_dir).with_suffix(".po") for p in pots}
         for po in CATALOGUE_DIR.rglob("*.po"):  # a page that no longer exists
-            if po.relative_to(CATALOGUE_DIR) not in wanted:
+            if po.relative_to(CATALOGUE_DIR) not in wanted and po.name != THEME_CATALOGUE:
                 po.unlink()
         basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=0,
                      ignore_obsolete=True, jobs=1)
@@ -179,6 +183,8 @@ def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem
         found += [Problem(str(rel), _short(m.id), "no longer in the English (run make po)")
                   for m in catalog if m.id and m.id not in current]
     for po in sorted(catalogue_dir.rglob("*.po")):
+        if po.relative_to(catalogue_dir) == Path(THEME_CATALOGUE):
+            continue
         if not (pot_dir / po.relative_to(catalogue_dir)).with_suffix(".pot").is_file():
             found.append(Problem(str(po.relative_to(catalogue_dir)), "",
                                  "catalogue of a page that no longer exists (run make po)"))
@@ -193,7 +199,8 @@ def build(outdir: Path = ZH_HTML_DIR, strict: bool = True) -> None:
         "language": LANGUAGE,
         "html_title": ZH_TITLE,
         "html_search_options": {"dict": str(SEARCH_DICT)},
-        "html_theme_options": {"extra_footer": ZH_FOOTER},  # merged into _config.yml's
+        # Merged into _config.yml's theme options.
+        "html_theme_options": {"extra_footer": ZH_FOOTER, "search_bar_text": "搜索本书……"},
     }, strict=strict, quiet=True)
 
 

@@ -9,9 +9,18 @@ gets
 * ``<link rel="alternate" hreflang=...>`` naming that page, for browsers and search engines;
 * on the Chinese edition's API pages, a note that the reference itself is celib's docstrings,
   which stay in English like the code they document.
+
+It also makes the titles of exercises translatable. sphinx-exercise parses ``{exercise} Title``
+into a subtitle node without the source that Sphinx needs to translate it, and rebuilds the
+title when the document is resolved, which is after the gettext builder would see it; so the
+titles are given a source when parsed and handed to the gettext builder by hand.
 """
 
 from __future__ import annotations
+
+from sphinx.transforms import SphinxTransform
+from sphinx_exercise.directive import ExerciseDirective
+from sphinx_exercise.nodes import exercise_enumerable_node, exercise_node, exercise_subtitle
 
 ZH_DIR = "zh_CN"  # the Chinese site's folder inside the English one
 
@@ -50,6 +59,57 @@ def _page_context(app, pagename, templatename, context, doctree) -> None:
         context["body"] = API_NOTE_ZH + context["body"]
 
 
+class TranslatableExercise(ExerciseDirective):
+    """sphinx-exercise's ``exercise``, with its title extracted for translation like a heading."""
+
+    def run(self):
+        result = super().run()
+        source, line = self.get_source_info()
+        for node in result:
+            for subtitle in node.findall(exercise_subtitle):
+                subtitle.rawsource = self.arguments[0]
+                subtitle.source, subtitle.line = source, line
+        return result
+
+
+class RegisterTranslatedExercises(SphinxTransform):
+    """After Sphinx's translation (priority 20): sphinx-exercise titles a solution "Solution to
+    Exercise 2.1 (title)" from the exercise node it registered when parsing; point the registry
+    at the exercise as it is now, so that the solution's title shows the translated title."""
+
+    default_priority = 25
+
+    def apply(self, **kwargs) -> None:
+        registry = getattr(self.env, "sphinx_exercise_registry", {})
+        for node in self.document.findall(lambda n: isinstance(
+                n, (exercise_node, exercise_enumerable_node))):
+            if node.get("label") in registry:
+                registry[node["label"]]["node"] = node.deepcopy()  # as parsed, translated
+
+
+def _keep_exercise_titles(app, doctree) -> None:
+    """doctree-read: note the exercise titles before sphinx-exercise resolves them away."""
+    doctree["cebook_exercise_titles"] = [
+        (s.rawsource, s.source, s.line) for s in doctree.findall(exercise_subtitle)]
+
+
+def _extract_exercise_titles(app, doctree, docname) -> None:
+    """doctree-resolved: add the exercise titles to the page's gettext catalogue."""
+    if app.builder.name != "gettext":
+        return
+    from sphinx.builders.gettext import MsgOrigin
+    from sphinx.util.i18n import docname_to_domain
+
+    catalog = app.builder.catalogs[docname_to_domain(docname, app.config.gettext_compact)]
+    for message, source, line in doctree.get("cebook_exercise_titles", []):
+        catalog.add(message, MsgOrigin(source, line))
+
+
 def setup(app):
+    app.setup_extension("sphinx_exercise")
+    app.add_directive("exercise", TranslatableExercise, override=True)
+    app.add_transform(RegisterTranslatedExercises)
+    app.connect("doctree-read", _keep_exercise_titles)
+    app.connect("doctree-resolved", _extract_exercise_titles)
     app.connect("html-page-context", _page_context)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,255 @@
+"""The Chinese edition (`_build/html/zh_CN`), checked in the same headless Chromium.
+
+The `zh_crawl` fixture opens every page of the table of contents in the Chinese edition once, as
+test_site.py does for the English one, and records what the checks below need: status, math,
+images, `<html lang>`, how Chinese the prose is, and both ends of the language switch. The last
+tests cover every Chinese page any test here opened: no request left 127.0.0.1, no console error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .test_site import IMAGES_JS, MATH_JS, _report
+
+pytestmark = pytest.mark.browser
+
+ZH = "zh_CN"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "_build" / "screenshots"
+
+# How Chinese the prose of the page is: Han characters against Latin words, in the text a
+# reader reads. Code, outputs, formulas, the reference lists and (API pages) celib's docstrings,
+# which stay English on purpose, are left out.
+PROSE_JS = """
+() => {
+  const main = (document.querySelector('main') || document.body).cloneNode(true);
+  main.querySelectorAll('pre, code, script, style, mjx-container, .math, .highlight, '
+      + '.cell_output, .output, dl.py, div.citation, .bibliography, table.autosummary, '
+      + '.cebook-lang-switch').forEach(el => el.remove());
+  const text = main.textContent;
+  return {
+    han: (text.match(/[\\u4e00-\\u9fff]/g) || []).length,
+    latinWords: (text.match(/[A-Za-z]{2,}/g) || []).length,
+  };
+}
+"""
+
+SWITCH_JS = """
+() => {
+  const a = document.querySelector('.cebook-lang-switch a.cebook-lang-other');
+  return {lang: document.documentElement.lang, switchHref: a ? a.href : null,
+          switchText: a ? a.textContent.trim() : null, title: document.title};
+}
+"""
+
+
+@dataclass
+class ZhPage:
+    docname: str
+    url: str
+    status: int | None = None
+    math: dict = field(default_factory=dict)
+    images: list = field(default_factory=list)
+    prose: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def zh_url(base_url: str, docname: str) -> str:
+    return f"{base_url}/{ZH}/{docname}.html"
+
+
+@pytest.fixture(scope="session")
+def zh_crawl(page, base_url, docnames, site_dir) -> dict[str, ZhPage]:
+    if not (site_dir / ZH / "index.html").is_file():
+        pytest.fail(f"no Chinese edition in {site_dir / ZH}: make book builds it", pytrace=False)
+    records = {}
+    for docname in docnames:
+        rec = ZhPage(docname, zh_url(base_url, docname))
+        response = page.goto(rec.url, wait_until="load")
+        rec.status = response.status if response else None
+        rec.math = page.evaluate(MATH_JS)
+        rec.images = page.evaluate(IMAGES_JS)
+        rec.prose = page.evaluate(PROSE_JS)
+        rec.info = page.evaluate(SWITCH_JS)
+        records[docname] = rec
+    page.wait_for_load_state("networkidle")
+    return records
+
+
+def _zh_traffic(traffic, kind: str) -> dict[str, list[str]]:
+    per_page: dict[str, list[str]] = {}
+    for where, what in getattr(traffic, kind):
+        if f"/{ZH}/" in where:
+            per_page.setdefault(where, []).append(what)
+    return per_page
+
+
+def test_every_chinese_page_loads(zh_crawl):
+    problems = {name: f"HTTP status {rec.status}" for name, rec in zh_crawl.items()
+                if rec.status != 200}
+    assert not problems, "Chinese pages that did not load:\n" + _report(problems)
+
+
+def test_lang_attribute_is_zh_cn(zh_crawl):
+    problems = {name: rec.info["lang"] for name, rec in zh_crawl.items()
+                if rec.info["lang"] != "zh-CN"}
+    assert not problems, "<html lang> is not zh-CN on:\n" + _report(problems)
+
+
+def test_math_is_rendered_on_chinese_pages(zh_crawl):
+    problems = {}
+    for name, rec in zh_crawl.items():
+        m = rec.math
+        if m["problem"] or m["errors"] or m["raw"] or m["rendered"] != m["total"]:
+            problems[name] = {k: m[k] for k in ("problem", "errors", "raw", "total", "rendered")}
+    assert any(rec.math["total"] for rec in zh_crawl.values())
+    assert not problems, "math problems on Chinese pages:\n" + _report(problems)
+
+
+def test_images_load_on_chinese_pages(zh_crawl):
+    problems = {name: [src for src, width in rec.images if not width]
+                for name, rec in zh_crawl.items()}
+    problems = {name: srcs for name, srcs in problems.items() if srcs}
+    assert not problems, "images that did not load:\n" + _report(problems)
+
+
+def test_chinese_pages_read_in_chinese(zh_crawl):
+    """An untranslated page has (almost) no Han characters; a translated one has many more Han
+    characters than Latin words, even with the names of code left in English."""
+    problems = {}
+    for name, rec in zh_crawl.items():
+        han, latin = rec.prose["han"], rec.prose["latinWords"]
+        if han < 20 or han < 2 * latin:
+            problems[name] = f"{han} Han characters, {latin} Latin words"
+    assert not problems, "Chinese pages whose prose is not mostly Chinese:\n" + _report(problems)
+
+
+def test_switch_leads_to_the_same_page_and_back(zh_crawl, context, base_url):
+    """On every page: 中文 → EN names the same page, and that English page's switch names the
+    Chinese page again. On three pages the switch is also clicked, both ways."""
+    problems = {}
+    for name, rec in zh_crawl.items():
+        english = f"{base_url}/{name}.html"
+        if rec.info["switchHref"] != english:
+            problems[name] = f"中文 → {rec.info['switchHref']}"
+            continue
+        html = context.request.get(english).text()
+        match = re.search(r'class="cebook-lang-other" href="([^"]+)"', html)
+        back = match and f"{base_url}/{name.rsplit('/', 1)[0]}/{match.group(1)}"
+        if not back or _normalise(back) != rec.url:
+            problems[name] = f"EN → {back}"
+    assert not problems, "language switch problems:\n" + _report(problems)
+
+
+def _normalise(url: str) -> str:
+    """Resolve ../ in a URL's path."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return f"{scheme}://{host}/" + "/".join(parts)
+
+
+@pytest.mark.parametrize("docname", ["book/intro", "book/04_cross_entropy", "book/api/grad"])
+def test_clicking_the_switch(page, base_url, docname):
+    page.goto(zh_url(base_url, docname), wait_until="load")
+    page.click(".cebook-lang-switch a.cebook-lang-other")
+    page.wait_for_load_state("load")
+    assert page.url == f"{base_url}/{docname}.html"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.click(".cebook-lang-switch a.cebook-lang-other")
+    page.wait_for_load_state("load")
+    assert page.url == zh_url(base_url, docname)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("交叉熵", {"book/04_cross_entropy", "book/01_entropy"}),
+    ("数值稳定性", {"book/05_numerical_stability"}),
+    ("标签平滑", {"book/03_targets", "book/04_cross_entropy"}),
+])
+def test_chinese_search_finds_the_right_chapters(page, base_url, query, expected):
+    page.goto(f"{base_url}/{ZH}/search.html?q={query}", wait_until="load")
+    page.wait_for_function(
+        "() => { const h = document.querySelector('#search-results h2');"
+        " return h && h.textContent.startsWith('搜索结果'); }", timeout=20_000)
+    hrefs = page.eval_on_selector_all(
+        "#search-results ul.search li a", "els => els.map(a => a.getAttribute('href'))")
+    found: list[str] = []
+    for href in hrefs:
+        docname = href.split("#")[0].split("?")[0].removesuffix(".html")
+        if docname not in found:
+            found.append(docname)
+    assert expected & set(found[:3]), (
+        f"search for {query}: expected one of {sorted(expected)} in the first 3 results, "
+        f"got {found[:5]} (of {len(found)} pages)")
+
+
+# Families of the CJK fonts the stylesheet names (book/_static/custom.css).
+CJK_FONT = re.compile(r"CJK|Source Han|PingFang|Hiragino|YaHei|WenQuanYi", re.I)
+
+
+def _fonts_drawing(page, context, selector: str) -> list[dict]:
+    """The platform fonts Chromium used for the text of the first `selector` (DevTools)."""
+    cdp = context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        assert node, f"nothing matches {selector}"
+        return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+
+
+@pytest.mark.parametrize("where, selector", [
+    (f"{ZH}/book/intro", "main h1 ~ p"),
+    (f"{ZH}/book/04_cross_entropy", "main h1"),
+    (f"{ZH}/book/glossary", "main dl.glossary > dd p"),
+    ("book/glossary", "main dl.glossary > dt:nth-of-type(2)"),
+])
+def test_cjk_text_is_drawn_with_a_cjk_font(page, context, base_url, where, selector):
+    """Han characters are drawn by a real CJK font, not as empty boxes: the fonts Chromium
+    reports for the element include a CJK font drawing at least as many glyphs as there are Han
+    characters; and a Han string is not as wide as the same number of characters no font has
+    (which are drawn as boxes). A screenshot of the top of each page is kept in
+    _build/screenshots for a person to look at."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base_url}/{where}.html", wait_until="load")
+    text = page.inner_text(selector)
+    han = len(re.findall(r"[\u4e00-\u9fff]", text))
+    assert han, f"{where}: no Han character in {selector}: {text[:80]!r}"
+    fonts = _fonts_drawing(page, context, selector)
+    cjk_glyphs = sum(f["glyphCount"] for f in fonts if CJK_FONT.search(f["familyName"]))
+    assert cjk_glyphs >= han, f"{where}: {han} Han characters, fonts used: {fonts}"
+    widths = page.evaluate("""(sel) => {
+        const el = document.querySelector(sel), span = document.createElement('span');
+        el.appendChild(span);
+        span.textContent = '交叉熵数值稳定';
+        const han = span.getBoundingClientRect().width;
+        span.textContent = '\\u{F0000}'.repeat(7);  // a private-use character: no font has it
+        const box = span.getBoundingClientRect().width;
+        span.remove();
+        return [han, box];
+    }""", selector)
+    assert abs(widths[0] - widths[1]) > 0.5, f"{where}: Han text as wide as boxes: {widths}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{where.replace('/', '_')}.png"))
+
+
+def test_no_request_leaves_localhost_from_chinese_pages(zh_crawl, traffic):
+    per_page = _zh_traffic(traffic, "external")
+    assert not per_page, "requests that left 127.0.0.1:\n" + _report(per_page)
+
+
+def test_no_console_error_on_chinese_pages(zh_crawl, traffic):
+    per_page = _zh_traffic(traffic, "errors")
+    assert not per_page, "console errors on Chinese pages:\n" + _report(per_page)
