@@ -92,6 +92,9 @@ def extract(pot_dir: Path) -> list[Path]:
                 del catalog[message.id]
             else:
                 message.locations = []
+                # Babel guesses a "python-format" flag from a "%" in the text ("90 % of"):
+                # these are prose, not format strings, and `msgfmt -c` would reject "90%，".
+                message.flags -= {"python-format", "python-brace-format"}
         with pot.open("wb") as f:
             write_po(f, catalog, width=0, omit_header=False)
     return pots
