@@ -140,6 +140,11 @@ _KEEP = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|(\{[a-z:-]+\})`([^`]*)`|``[^`]+``|`
 _TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 
 
+# A translation that starts like a list item ("1. ...") is parsed as a list, and Sphinx drops a
+# translated heading or paragraph that does not parse as one (the English is shown instead).
+_LIST_MARKER = re.compile(r"\d+[.)]\s")
+
+
 def protected_spans(text: str) -> list[str]:
     """The math, code, role targets and link targets of `text`, sorted (the order of a
     sentence's parts may change in Chinese)."""
@@ -179,6 +184,9 @@ def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem
                 found.append(Problem(str(rel), _short(m.id), "untranslated"))
             elif entry.fuzzy:
                 found.append(Problem(str(rel), _short(m.id), "fuzzy"))
+            elif _LIST_MARKER.match(entry.string):
+                found.append(Problem(str(rel), _short(m.id), "starts like a numbered list "
+                                     "item, so Sphinx would drop it: write 1\\. for 1."))
             elif protected_spans(m.id) != protected_spans(entry.string):
                 found.append(Problem(str(rel), _short(m.id),
                                      "math, code, a role or a link differs from the English"))

@@ -87,6 +87,7 @@ def test_a_complete_catalogue_passes(tmp_path):
     (lambda t: t.update({"Summary": ""}), "untranslated"),
     (lambda t: t.update({"Gone": "没了"}), "no longer in the English (run make po)"),
     (lambda t: t.update({"Cross-entropy": "交叉熵 $H$"}), "math, code, a role or a link"),
+    (lambda t: t.update({"Summary": "1. 小结"}), "numbered list"),
     (lambda t: t.update({next(k for k in GOOD if "$" in k): "损失是 $-\\log q$。"}), "math"),
     (lambda t: t.update({next(k for k in GOOD if "`F" in k): "调用 `F.nll_loss`。"}), "code"),
     (lambda t: t.update({next(k for k in GOOD if "$" in k):
