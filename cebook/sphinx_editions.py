@@ -87,6 +87,33 @@ class RegisterTranslatedExercises(SphinxTransform):
                 registry[node["label"]]["node"] = node.deepcopy()  # as parsed, translated
 
 
+class TranslateTocCaptions(SphinxTransform):
+    """The part captions of _toc.yml ("Start here", "Chapters", ...) in the page's language.
+
+    sphinx-external-toc inserts the toctrees at priority 100, after Sphinx has translated the
+    page (20), so their captions would stay English in the sidebar; the gettext builder does
+    extract them, into the root page's catalogue."""
+
+    default_priority = 101
+
+    def apply(self, **kwargs) -> None:
+        if not (self.config.language or "en").lower().startswith("zh"):
+            return
+        from os import path
+
+        from sphinx import addnodes, locale
+        from sphinx.util.i18n import docname_to_domain
+
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        dirs = [path.join(self.env.srcdir, d) for d in self.config.locale_dirs]
+        catalog, found = locale.init(dirs, self.config.language, domain)
+        if not found:
+            return
+        for toctree in self.document.findall(addnodes.toctree):
+            if toctree.get("caption"):
+                toctree["caption"] = catalog.gettext(toctree["caption"])
+
+
 def _keep_exercise_titles(app, doctree) -> None:
     """doctree-read: note the exercise titles before sphinx-exercise resolves them away."""
     doctree["cebook_exercise_titles"] = [
@@ -109,6 +136,7 @@ def setup(app):
     app.setup_extension("sphinx_exercise")
     app.add_directive("exercise", TranslatableExercise, override=True)
     app.add_transform(RegisterTranslatedExercises)
+    app.add_transform(TranslateTocCaptions)
     app.connect("doctree-read", _keep_exercise_titles)
     app.connect("doctree-resolved", _extract_exercise_titles)
     app.connect("html-page-context", _page_context)

@@ -32,6 +32,9 @@ PROSE_JS = """
       + '.cebook-lang-switch').forEach(el => el.remove());
   const text = main.textContent;
   return {
+    captions: Array.from(document.querySelectorAll('.bd-links p.caption'))
+                   .map(p => p.textContent.trim()),
+    apiNote: !!document.querySelector('.cebook-api-note'),
     han: (text.match(/[\\u4e00-\\u9fff]/g) || []).length,
     latinWords: (text.match(/[A-Za-z]{2,}/g) || []).length,
   };
@@ -119,13 +122,26 @@ def test_images_load_on_chinese_pages(zh_crawl):
 
 def test_chinese_pages_read_in_chinese(zh_crawl):
     """An untranslated page has (almost) no Han characters; a translated one has many more Han
-    characters than Latin words, even with the names of code left in English."""
+    characters than Latin words, even with the names of code left in English. The API pages
+    are celib's docstrings, English like the code (their module docstrings are not in a
+    dl.py either), under a note in Chinese that says so: they must show that note."""
     problems = {}
     for name, rec in zh_crawl.items():
         han, latin = rec.prose["han"], rec.prose["latinWords"]
-        if han < 20 or han < 2 * latin:
+        if rec.prose["apiNote"]:
+            if han < 20:
+                problems[name] = "an API page without its Chinese note"
+        elif han < 20 or han < 2 * latin:
             problems[name] = f"{han} Han characters, {latin} Latin words"
     assert not problems, "Chinese pages whose prose is not mostly Chinese:\n" + _report(problems)
+
+
+def test_sidebar_parts_are_in_chinese(zh_crawl):
+    """The part captions of _toc.yml ("Start here", "Chapters", ...) are translated too."""
+    problems = {name: rec.prose["captions"] for name, rec in zh_crawl.items()
+                if not rec.prose["captions"]
+                or not all(re.search(r"[\u4e00-\u9fff]", c) for c in rec.prose["captions"])}
+    assert not problems, "sidebar part captions not in Chinese:\n" + _report(problems)
 
 
 def test_switch_leads_to_the_same_page_and_back(zh_crawl, context, base_url):
@@ -212,7 +228,7 @@ def _fonts_drawing(page, context, selector: str) -> list[dict]:
 
 @pytest.mark.parametrize("where, selector", [
     (f"{ZH}/book/intro", "main h1 ~ p"),
-    (f"{ZH}/book/04_cross_entropy", "main h1"),
+    (f"{ZH}/book/04_cross_entropy", "main section p"),
     (f"{ZH}/book/glossary", "main dl.glossary > dd p"),
     ("book/glossary", "main dl.glossary > dt:nth-of-type(2)"),
 ])
