@@ -3,7 +3,8 @@ celib._bench_linear``).
 
 Times :func:`celib.functional.linear_cross_entropy` (forward) and
 :func:`celib.grad.linear_cross_entropy_grad` with ``return_loss=True`` (the loss and the three
-gradients in one call) against ``torch.nn.functional.linear_cross_entropy``
+gradients in one call; with its default schedule, which recomputes the logits, and with
+``schedule='fused'``, which does one matrix product fewer for a bigger scratch) against ``torch.nn.functional.linear_cross_entropy``
 (forward, and forward plus ``torch.autograd.grad`` with respect to the input and the weight) on
 its default path and on its chunked path (``options=torch.nn.LinearCrossEntropyOptions()``),
 in float32, on (N, D, V) = (2048, 256, 32000) and (1024, 512, 128256), with the same number of
@@ -75,7 +76,10 @@ def celib_calls(x, w, y):
     def forward_grad():  # the loss and the gradients in one call, as torch's forward+backward
         return linear_cross_entropy_grad(x, w, y, return_loss=True)
 
-    return forward, forward_grad
+    def forward_grad_fused():  # the same, one matrix product fewer for a bigger scratch
+        return linear_cross_entropy_grad(x, w, y, return_loss=True, schedule="fused")
+
+    return forward, forward_grad, forward_grad_fused
 
 
 _RSS_SCRIPT = r"""
@@ -119,18 +123,19 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int = 2, memory: bool = True) 
     try:
         for shape in shapes:
             x, w, y = make_problem(shape)
-            c_fwd, c_fg = celib_calls(x, w, y)
+            c_fwd, c_fg, c_fused = celib_calls(x, w, y)
             t_fwd, t_fb = torch_calls(x, w, y, "default")
             k_fwd, k_fb = torch_calls(x, w, y, "chunked")
             calls = {"celib fwd": c_fwd, "torch fwd": t_fwd,
-                     "celib fwd+grad": c_fg, "torch fwd+bwd": t_fb}
+                     "celib fwd+grad": c_fg, "celib fused": c_fused, "torch fwd+bwd": t_fb}
             ms = time_methods(calls, repeats)
             # torch's chunked path is many times slower on the CPU: one timed round after the
             # warm-up, so that the benchmark ends in minutes
             ms.update(time_methods({"chunked fwd": k_fwd, "chunked fwd+bwd": k_fb}, 1))
             row = {"shape": list(shape), "ms": ms, "logits_bytes": shape[0] * shape[2] * 4}
             if memory:
-                row["celib_peak"] = {"fwd": traced_peak(c_fwd), "fwd+grad": traced_peak(c_fg)}
+                row["celib_peak"] = {"fwd": traced_peak(c_fwd), "fwd+grad": traced_peak(c_fg),
+                                     "fused": traced_peak(c_fused)}
                 row["torch_rss"] = {f"{path} {name}": torch_peak_rss(shape, path, i, threads)
                                     for path in PATHS for i, name in enumerate(("fwd", "fwd+bwd"))}
             rows.append(row)
@@ -148,8 +153,10 @@ def _mb(value) -> str:
 def format_rows(rows: list[dict]) -> str:
     """Two tables: times with the celib/torch ratios, and peak memory in MiB."""
     head = (f"{'N x D x V':<20}{'celib fwd':>10}{'torch fwd':>10}{'chunked':>9}{'ratio':>7}"
-            f"{'celib f+g':>11}{'torch f+b':>10}{'chunked':>9}{'ratio':>7}")
-    lines = ["linear_cross_entropy, float32, times in ms (ratio = celib / torch default path)",
+            f"{'celib f+g':>11}{'fused':>7}{'torch f+b':>10}{'chunked':>9}{'ratio':>7}"
+            f"{'fused':>7}")
+    lines = ["linear_cross_entropy, float32, times in ms (ratio = celib / torch default path;"
+             " f+g: the default schedule, recompute, and schedule='fused')",
              head, "-" * len(head)]
     for r in rows:
         ms = r["ms"]
@@ -157,11 +164,12 @@ def format_rows(rows: list[dict]) -> str:
         lines.append(
             f"{f'{n} x {d} x {v}':<20}{ms['celib fwd']:>10.0f}{ms['torch fwd']:>10.0f}"
             f"{ms['chunked fwd']:>9.0f}{ms['celib fwd'] / ms['torch fwd']:>7.2f}"
-            f"{ms['celib fwd+grad']:>11.0f}{ms['torch fwd+bwd']:>10.0f}"
-            f"{ms['chunked fwd+bwd']:>9.0f}{ms['celib fwd+grad'] / ms['torch fwd+bwd']:>7.2f}")
+            f"{ms['celib fwd+grad']:>11.0f}{ms['celib fused']:>7.0f}{ms['torch fwd+bwd']:>10.0f}"
+            f"{ms['chunked fwd+bwd']:>9.0f}{ms['celib fwd+grad'] / ms['torch fwd+bwd']:>7.2f}"
+            f"{ms['celib fused'] / ms['torch fwd+bwd']:>7.2f}")
     if rows and "celib_peak" in rows[0]:
         head = (f"{'N x D x V':<20}{'logits':>8}{'celib fwd':>10}{'/logits':>8}{'celib f+g':>10}"
-                f"{'torch fwd':>10}{'torch f+b':>10}{'chunk fwd':>10}{'chunk f+b':>10}")
+                f"{'fused':>8}{'torch fwd':>10}{'torch f+b':>10}{'chunk fwd':>10}{'chunk f+b':>10}")
         lines += ["", "peak extra memory in MiB (celib: tracemalloc; torch: peak RSS rise)",
                   head, "-" * len(head)]
         for r in rows:
@@ -169,7 +177,7 @@ def format_rows(rows: list[dict]) -> str:
             p, t = r["celib_peak"], r["torch_rss"]
             lines.append(
                 f"{f'{n} x {d} x {v}':<20}{_mb(r['logits_bytes']):>8}{_mb(p['fwd']):>10}"
-                f"{p['fwd'] / r['logits_bytes']:>8.3f}{_mb(p['fwd+grad']):>10}"
+                f"{p['fwd'] / r['logits_bytes']:>8.3f}{_mb(p['fwd+grad']):>10}{_mb(p['fused']):>8}"
                 f"{_mb(t['default fwd']):>10}{_mb(t['default fwd+bwd']):>10}"
                 f"{_mb(t['chunked fwd']):>10}{_mb(t['chunked fwd+bwd']):>10}")
     return "\n".join(lines)

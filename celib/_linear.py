@@ -19,18 +19,29 @@ computed one *tile* at a time: a block of at most ``_MAX_ROWS`` (1024) tokens ti
   vocabulary. The target logit is a row-wise dot product :math:`x_i \\cdot W_{y_i} + b_{y_i}`,
   and label smoothing's :math:`\\sum_c w_c z_c = x_i \\cdot (W^\\top w) + w \\cdot b` needs no
   logits at all.
-* **gradient**: with the per-row log-sum-exp saved, each tile's logits are computed again and
-  turned into :math:`a_i\\,\\operatorname{softmax}(z_i) = e^{z_i - \\mathrm{lse}_i + \\log a_i}`
-  in place (one exponential per entry), then multiplied into
+* **gradient**, two schedules. *Fused* (``schedule='fused'``, Liger-Kernel's order): a
+  block of R tokens gets its logits over the whole vocabulary at once (an R x V scratch, with
+  R = min(N, 2**25 // V)), from which m, s, lse and, in place, :math:`E = e^{z - m}` follow,
+  with :math:`G = \\operatorname{diag}(a_i / s_i)\\,E` (the row factor is applied to the R x D
+  sides of the products), and :math:`\\partial L/\\partial X_b = G W`,
+  :math:`\\partial L/\\partial W \\mathrel{+}= G^\\top X_b`: 3 matrix products of size N·D·V in
+  all. *Recompute* (the default, Cut Cross-Entropy's order): a first
+  pass over the tiles gives the per-row log-sum-exp, a second computes each tile's logits
+  again and turns them into
+  :math:`a_i\\,\\operatorname{softmax}(z_i) = e^{z_i - \\mathrm{lse}_i + \\log a_i}` in place (one
+  exponential per entry), then multiplied into
   :math:`\\partial L/\\partial X \\mathrel{+}= G W_c`, :math:`\\partial L/\\partial W_c
-  \\mathrel{+}= G^\\top X_b` and :math:`\\partial L/\\partial b_c \\mathrel{+}= 1^\\top G`. The
-  one-hot and smoothing parts of ``softmax - target`` are rank-one or sparse and are added
-  outside the loop (a gather, a scatter-add and two outer products).
+  \\mathrel{+}= G^\\top X_b` and :math:`\\partial L/\\partial b_c \\mathrel{+}= 1^\\top G`: 4 matrix
+  products. In both, the one-hot and smoothing parts of ``softmax - target`` are rank-one or
+  sparse and are added outside the loop (a gather, a scatter-add and two outer products).
 
 The default ``chunk_size`` is ``min(V, max(256, 2**22 // min(N, 1024)))``: token blocks of at
 most 1024 rows, and tiles of about 2**22 elements (16 MiB in float32, 32 MiB in float64)
-whatever N and V, so the extra memory does not grow with the vocabulary. The elementwise work
-of a tile is shared out among celib's threads by rows; the matrix products use numpy's BLAS.
+whatever N and V, so the extra memory does not grow with the vocabulary. The fused gradient's
+block is bigger, at most 2**25 elements (128 MiB in float32), because its update of the
+V x D weight gradient is a rank-R product, memory-bound when R is small; it too is bounded
+whatever N and V. The elementwise work of a tile or block is shared out among celib's threads
+by rows; the matrix products use numpy's BLAS.
 float16 is computed in float32 (as the other losses do), float32 in float32 with the running
 statistics and the per-row losses in float64, float64 in float64.
 """
@@ -49,6 +60,9 @@ _TILE = 1 << 22  # elements of one tile (token block x vocabulary chunk)
 _MAX_ROWS = 1024  # tokens per block
 _MIN_CHUNK = 256  # the default chunk is never narrower than this (nor wider than V)
 _MIN_PARALLEL = 1 << 16  # tiles smaller than this are done on the calling thread
+_FUSED_BUDGET = 1 << 25  # elements of a fused block (R tokens x whole vocabulary), 128 MiB f32
+_MIN_FUSED_ROWS = 64  # fewer tokens per block than this: 'auto' recomputes instead
+_FUSED_GROUP = 1 << 17  # elements of the rows a thread turns into G in one go (in cache)
 
 
 def default_chunk_size(num_rows: int, num_classes: int) -> int:
@@ -383,81 +397,222 @@ def _mean_denominator(p: _Problem) -> float:
     return float(np.sum(tw))
 
 
-def _position_grad(p: _Problem, j: int, scale: float, gx: np.ndarray, gw: np.ndarray,
-                   gb: np.ndarray | None):
-    """Add position ``j``'s gradient (the loss scaled by ``scale``) into gx, gw[:, j], gb[:, j];
-    return the ``(lse, dots)`` of its first pass, from which the loss follows."""
-    x, w = p.x, p.w3[:, j, :]
-    b = None if p.b2 is None else p.b2[:, j]
-    gwj = gw[:, j, :]
-    gbj = None if gb is None else gb[:, j]
-    num_rows, num_classes = x.shape[0], p.num_classes
-    eps, cw = p.epsilon, p.weight
-    weight_sum = float(num_classes) if cw is None else float(np.sum(cw, dtype=np.float64))
-    wq = None
-    if p.probs:
-        q = p.q[:, :, j].astype(x.dtype, copy=False)
-        qs = q * (1 - eps) + eps / num_classes if eps > 0 else q
-        wq = qs if cw is None else qs * cw
-        lse, dots = _row_lse(x, w, b, p.chunk, wq=wq)
-        coef = scale * np.sum(wq, axis=1, dtype=np.float64)  # a_i: G = a_i p - scale w q
-        onehot = smooth = None
-    else:
-        y, ignored = p.y[:, j], p.ignored[:, j]
-        lse, dots = _row_lse(x, w, b, p.chunk)
-        tw = np.where(ignored, 0.0, 1.0 if cw is None else cw.astype(np.float64)[y])
-        onehot = (1 - eps) * scale * tw  # c_i: the -c_i e_y part
-        smooth = np.where(ignored, 0.0, eps / num_classes * scale) if eps > 0 else None
-        coef = onehot + (0.0 if smooth is None else smooth * weight_sum)
-    # G = exp(z - lse + log a) when every a_i >= 0 (one exponential, no extra pass)
-    positive = bool(np.all(coef >= 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = (lse - np.log(coef)) if positive else lse
-    shift = np.where(np.isnan(shift), np.inf, shift) if positive else shift
-    shift = shift.astype(x.dtype)
-    coef_t = None if positive else coef.astype(x.dtype)
-    buf = _Buffer(num_rows, num_classes, p.chunk, x.dtype)
-    for r0, r1, c0, c1 in _tiles(num_rows, num_classes, p.chunk):
-        z = buf.logits(x[r0:r1], w[c0:c1])
-        bc = None if b is None else b[c0:c1]
+class _Coefs:
+    """What a position's gradient needs besides the logits, shared by both schedules.
 
-        def work(a: int, e: int, z=z, bc=bc, r0=r0, c0=c0, c1=c1) -> None:
-            zt = z[a:e]
-            with np.errstate(all="ignore"):
-                if bc is not None:
-                    np.add(zt, bc, out=zt)
-                np.subtract(zt, shift[r0 + a:r0 + e, None], out=zt)
-                np.exp(zt, out=zt)
-                if coef_t is not None:
-                    np.multiply(zt, coef_t[r0 + a:r0 + e, None], out=zt)
-                if wq is not None:
-                    zt -= scale * wq[r0 + a:r0 + e, c0:c1]
+    ``G = dL/dZ = coef_i softmax(z_i) - scale wq_i - onehot_i e_{y_i} - smooth_i w`` with
+    ``wq`` (N, V) only for probability targets, ``onehot`` and ``smooth`` (N,) only for index
+    targets (``smooth`` only with label smoothing). ``positive``: every ``coef_i >= 0``, so that
+    ``coef_i softmax(z_i) = exp(z_i - lse_i + log coef_i)`` (one exponential, no product).
+    """
 
-        _parallel(r1 - r0, c1 - c0, work)
-        xb = x[r0:r1]
-        gx[r0:r1] += z @ w[c0:c1]
-        gwj[c0:c1] += z.T @ xb
-        if gbj is not None:
-            gbj[c0:c1] += z.sum(axis=0)
-    if onehot is not None:
-        c = onehot.astype(x.dtype)
+    __slots__ = ("scale", "wq", "coef", "onehot", "smooth", "positive", "y")
+
+    def __init__(self, p: _Problem, j: int, scale: float, dtype) -> None:
+        num_classes, eps, cw = p.num_classes, p.epsilon, p.weight
+        self.scale = scale
+        self.wq = self.onehot = self.smooth = self.y = None
+        if p.probs:
+            q = p.q[:, :, j].astype(dtype, copy=False)
+            qs = q * (1 - eps) + eps / num_classes if eps > 0 else q
+            self.wq = qs if cw is None else qs * cw
+            self.coef = scale * np.sum(self.wq, axis=1, dtype=np.float64)
+        else:
+            self.y, ignored = p.y[:, j], p.ignored[:, j]
+            tw = np.where(ignored, 0.0, 1.0 if cw is None else cw.astype(np.float64)[self.y])
+            self.onehot = (1 - eps) * scale * tw  # c_i: the -c_i e_y part
+            if eps > 0:
+                self.smooth = np.where(ignored, 0.0, eps / num_classes * scale)
+                weight_sum = num_classes if cw is None else np.sum(cw, dtype=np.float64)
+                self.coef = self.onehot + self.smooth * float(weight_sum)
+            else:
+                self.coef = self.onehot
+        self.positive = bool(np.all(self.coef >= 0))
+
+    def exp_shift(self, lse: np.ndarray, rows: slice | np.ndarray, dtype):
+        """Per-row ``(shift, mult)`` with ``coef softmax(z) = exp(z - shift) * mult`` given the
+        rows' ``lse`` (``mult`` is None when every coefficient is >= 0). An ignored row
+        (``coef = 0``) gets ``shift = inf``, hence exact zeros, even where lse is -inf or nan."""
+        coef = self.coef[rows]
+        if not self.positive:
+            return lse.astype(dtype), coef.astype(dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = lse - np.log(coef)
+        return np.where(np.isnan(shift), np.inf, shift).astype(dtype), None
+
+
+def _exp_in_place(zt: np.ndarray, shift: np.ndarray, mult: np.ndarray | None) -> None:
+    """``zt <- exp(zt - shift) * mult`` row by row (under the caller's errstate)."""
+    np.subtract(zt, shift[:, None], out=zt)
+    np.exp(zt, out=zt)
+    if mult is not None:
+        np.multiply(zt, mult[:, None], out=zt)
+
+
+def _add_sparse_parts(co: _Coefs, x: np.ndarray, w: np.ndarray, gx: np.ndarray,
+                      gwj: np.ndarray, gbj: np.ndarray | None, cw: np.ndarray | None) -> None:
+    """Add the one-hot and label-smoothing parts of ``-target`` (sparse, rank one) to the
+    gradients: a gather, a scatter-add and two outer products instead of dense (N, V) work."""
+    num_classes = w.shape[0]
+    if co.onehot is not None:
+        y, c = co.y, co.onehot.astype(x.dtype)
         gx -= c[:, None] * w[y]
         np.add.at(gwj, y, -(c[:, None] * x))
         if gbj is not None:
-            gbj -= np.bincount(y, weights=onehot, minlength=num_classes).astype(x.dtype)
-    if smooth is not None:
+            gbj -= np.bincount(y, weights=co.onehot, minlength=num_classes).astype(x.dtype)
+    if co.smooth is not None:
+        smooth = co.smooth
         cwv = np.ones(num_classes) if cw is None else cw.astype(np.float64)
         u, _ = _smoothing_vector(w, None, cw)
         gx -= (smooth[:, None] * u[None, :]).astype(x.dtype)
         gwj -= np.outer(cwv, smooth @ x.astype(np.float64)).astype(x.dtype)
         if gbj is not None:
             gbj -= (cwv * smooth.sum()).astype(x.dtype)
+
+
+def _recompute_grad(p: _Problem, co: _Coefs, x, w, b, gx, gwj, gbj):
+    """Cut Cross-Entropy's schedule: a first pass over the tiles gives lse; a second computes
+    each tile's logits again and forms ``coef softmax - scale wq`` in place. 4 GEMMs."""
+    num_rows, num_classes = x.shape[0], p.num_classes
+    lse, dots = _row_lse(x, w, b, p.chunk, wq=co.wq)
+    shift, mult = co.exp_shift(lse, slice(None), x.dtype)
+    buf = _Buffer(num_rows, num_classes, p.chunk, x.dtype)
+    for r0, r1, c0, c1 in _tiles(num_rows, num_classes, p.chunk):
+        z = buf.logits(x[r0:r1], w[c0:c1])
+        bc = None if b is None else b[c0:c1]
+
+        def work(a: int, e: int, z=z, bc=bc, r0=r0, c0=c0, c1=c1) -> None:
+            zt, rows = z[a:e], slice(r0 + a, r0 + e)
+            with np.errstate(all="ignore"):
+                if bc is not None:
+                    np.add(zt, bc, out=zt)
+                _exp_in_place(zt, shift[rows], None if mult is None else mult[rows])
+                if co.wq is not None:
+                    zt -= co.scale * co.wq[rows, c0:c1]
+
+        _parallel(r1 - r0, c1 - c0, work)
+        gx[r0:r1] += z @ w[c0:c1]
+        gwj[c0:c1] += z.T @ x[r0:r1]
+        if gbj is not None:
+            gbj[c0:c1] += z.sum(axis=0)
     return lse, dots
 
 
-def gradient(p: _Problem, return_loss: bool = False):
+def fused_rows(num_rows: int, num_classes: int) -> int:
+    """Tokens per block of the fused schedule: ``min(N, _FUSED_BUDGET // V)``, or 0 when that
+    is below ``min(N, _MIN_FUSED_ROWS)`` (the 'auto' schedule then recomputes instead)."""
+    rows = min(num_rows, _FUSED_BUDGET // max(1, num_classes))
+    return rows if rows >= min(num_rows, _MIN_FUSED_ROWS) else 0
+
+
+def _fused_block(z: np.ndarray, bias, co: _Coefs, r0: int, lse, dots, factor):
+    """The row work of one fused block: turn the logits ``z`` of rows ``r0 + [0, R)`` into
+    ``E = e^{z - m}`` in place with ``G = factor * E`` (row by row; minus ``scale wq`` folded
+    into ``E`` for probability targets, with factor 1), and store their ``lse`` and ``dots``."""
+
+    def rows_work(a: int, e: int) -> None:
+        zt, rows = z[a:e], slice(r0 + a, r0 + e)
+        if bias is not None:
+            np.add(zt, bias, out=zt)
+        if dots is not None:
+            dots[rows] = np.einsum("ij,ij->i", zt, co.wq[rows], dtype=np.float64)
+        m = zt.max(axis=1)
+        # a row whose max is not finite (all -inf, or an inf or nan logit) has lse -inf or
+        # nan, as the recompute schedule finds; its G is formed that schedule's way, on a copy
+        bad = np.flatnonzero(~np.isfinite(m))
+        if bad.size:
+            lse_bad = np.where(np.isneginf(m[bad]), -np.inf, np.nan)
+            g_bad = zt[bad]
+            _exp_in_place(g_bad, *co.exp_shift(lse_bad, bad + r0 + a, zt.dtype))
+        m = np.where(np.isfinite(m), m, 0).astype(zt.dtype)
+        _exp_in_place(zt, m, None)
+        s = np.einsum("ij->i", zt, dtype=np.float64)  # >= 1 on the finite rows
+        lse[rows] = m + np.log(s)
+        # coef softmax(z) = e^{z - m} coef / s: the same exponentials, no second exp
+        f = (co.coef[rows] / s).astype(zt.dtype)
+        if bad.size:
+            zt[bad], f[bad] = g_bad, 1
+            lse[bad + r0 + a] = lse_bad
+        if co.wq is not None:
+            np.multiply(zt, f[:, None], out=zt)
+            zt -= co.scale * co.wq[rows]
+            f[:] = 1
+        factor[a:e] = f
+
+    def work(a: int, e: int) -> None:
+        # a few rows at a time, so that the passes over them (max, exp, sum) stay in cache
+        step = max(1, _FUSED_GROUP // z.shape[1])
+        with np.errstate(all="ignore"):
+            for g in range(a, e, step):
+                rows_work(g, min(e, g + step))
+
+    return work
+
+
+def _fused_grad(p: _Problem, co: _Coefs, x, w, b, gx, gwj, gbj, block: int):
+    """Liger-Kernel's schedule: for ``block`` tokens at a time, the logits over the whole
+    vocabulary once, turned into G in place, then ``gx += G W``, ``gW += G^T X``. 3 GEMMs.
+
+    G is kept as ``diag(f) E``; the row factor f goes onto the (R, D) sides of the products
+    (``G W = f * (E W)``, ``G^T X = E^T (f * X)``), which saves a pass over the (R, V) block."""
+    num_rows, num_classes = x.shape[0], p.num_classes
+    lse = np.empty(num_rows)
+    dots = np.empty(num_rows) if co.wq is not None else None
+    scratch = np.empty(block * num_classes, dtype=x.dtype)
+    factor = np.empty(block, dtype=x.dtype)
+    # gW += E^T (f X) by vocabulary slices: the product's temporary is a slice, not V x D
+    step = max(1, min(num_classes, p.chunk))
+    for r0 in range(0, num_rows, block):
+        r1 = min(num_rows, r0 + block)
+        e = scratch[: (r1 - r0) * num_classes].reshape(r1 - r0, num_classes)
+        np.matmul(x[r0:r1], w.T, out=e)
+        f = factor[: r1 - r0]
+        _parallel(r1 - r0, num_classes, _fused_block(e, b, co, r0, lse, dots, f))
+        with np.errstate(invalid="ignore", over="ignore"):
+            gx[r0:r1] += f[:, None] * (e @ w)
+            fx = f[:, None] * x[r0:r1]
+        for c0 in range(0, num_classes, step):
+            gwj[c0:c0 + step] += e[:, c0:c0 + step].T @ fx
+        if gbj is not None:
+            gbj += f @ e
+    return lse, dots
+
+
+def _position_grad(p: _Problem, j: int, scale: float, gx: np.ndarray, gw: np.ndarray,
+                   gb: np.ndarray | None, block: int):
+    """Add position ``j``'s gradient (the loss scaled by ``scale``) into gx, gw[:, j], gb[:, j]
+    with the fused schedule (``block`` tokens at a time) or, if ``block`` is 0, the recompute
+    one; return the ``(lse, dots)`` it computed, from which the loss follows."""
+    x, w = p.x, p.w3[:, j, :]
+    b = None if p.b2 is None else p.b2[:, j]
+    gwj = gw[:, j, :]
+    gbj = None if gb is None else gb[:, j]
+    co = _Coefs(p, j, scale, x.dtype)
+    if block:
+        done = _fused_grad(p, co, x, w, b, gx, gwj, gbj, block)
+    else:
+        done = _recompute_grad(p, co, x, w, b, gx, gwj, gbj)
+    _add_sparse_parts(co, x, w, gx, gwj, gbj, p.weight)
+    return done
+
+
+SCHEDULES = ("auto", "fused", "recompute")
+
+
+def _block_rows(p: _Problem, schedule: str) -> int:
+    """Tokens per fused block for ``schedule``, 0 for the recompute schedule."""
+    num_rows = p.x.shape[0]
+    if schedule == "recompute":
+        return 0
+    rows = fused_rows(num_rows, p.num_classes)
+    if schedule == "fused":  # forced: at least min(N, _MIN_FUSED_ROWS) rows, even over budget
+        return max(rows, min(num_rows, _MIN_FUSED_ROWS), 1)
+    return rows
+
+
+def gradient(p: _Problem, return_loss: bool = False, schedule: str = "recompute"):
     """``(grad_input, grad_weight, grad_bias)`` for checked arguments, preceded by the loss if
-    ``return_loss`` (computed from the gradient's own first pass, at no extra cost)."""
+    ``return_loss`` (computed from the gradient's own lse, at no extra cost)."""
     x = p.x
     gx = np.zeros_like(x)
     gw = np.zeros_like(p.w3)
@@ -467,8 +622,9 @@ def gradient(p: _Problem, return_loss: bool = False):
     if p.reduction == "mean" and den == 0:
         _zero_denominator_grad(p, gx, gw, gb)
     elif x.shape[0] > 0 and p.num_classes > 0:
+        block = _block_rows(p, schedule)
         for j in range(p.positions):
-            done[j] = _position_grad(p, j, 1.0 / den, gx, gw, gb)
+            done[j] = _position_grad(p, j, 1.0 / den, gx, gw, gb, block)
     grad_input = gx.reshape(p.input_shape).astype(p.dtype, copy=False)
     grad_weight = gw.reshape(p.weight_shape).astype(p.dtype, copy=False)
     grad_bias = None if gb is None else gb.reshape(p.bias_shape).astype(p.dtype, copy=False)
@@ -603,12 +759,14 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
                               linear_bias: ArrayLike | None = None,
                               weight: ArrayLike | None = None, reduction: str = "mean",
                               ignore_index: int | None = None, label_smoothing: float = 0.0,
-                              chunk_size: int | None = None, return_loss: bool = False):
+                              chunk_size: int | None = None, return_loss: bool = False,
+                              schedule: str = "recompute"):
     """Gradients of :func:`celib.functional.linear_cross_entropy` with respect to the input,
     the linear weight and the bias, computed chunk by chunk without forming the logits.
 
-    Takes the same arguments, with the same checks and errors. For ``reduction='none'`` the
-    gradients are those of the *sum* of the per-element losses (``loss.sum().backward()``).
+    Takes the same arguments, with the same checks and errors (and a ValueError for an unknown
+    ``schedule``). For ``reduction='none'`` the gradients are those of the *sum* of the
+    per-element losses (``loss.sum().backward()``).
 
     Parameters
     ----------
@@ -616,8 +774,14 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
         As in :func:`celib.functional.linear_cross_entropy`.
     return_loss : bool, default False
         Also return the loss, as :func:`celib.functional.linear_cross_entropy` would. It costs
-        nothing extra: the gradient's first pass computes the per-row log-sum-exp anyway, so
-        one call gives what torch's forward plus backward give.
+        nothing extra: both schedules compute the per-row log-sum-exp anyway, so one call
+        gives what torch's forward plus backward give.
+    schedule : {'recompute', 'fused', 'auto'}, default 'recompute'
+        The order of the work (see Notes); the results agree up to rounding. 'recompute'
+        keeps the extra memory at one tile whatever the vocabulary; 'fused' does one matrix
+        product fewer for a bigger scratch (blocks of at least ``min(N, 64)`` tokens, over
+        its budget if need be); 'auto' is 'fused' when a block of ``min(N, 64)`` tokens over
+        the whole vocabulary fits in 2**25 elements, else 'recompute'.
 
     Returns
     -------
@@ -639,12 +803,30 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
         \\frac{\\partial L}{\\partial W} = G^\\top X, \\qquad
         \\frac{\\partial L}{\\partial b} = \\mathbf 1^\\top G .
 
-    A first pass computes :math:`\\mathrm{lse}_i` as the forward does; a second recomputes each
-    tile's logits and forms :math:`a_i e^{z_{i,c} - \\mathrm{lse}_i}` in place (this is Cut
-    Cross-Entropy's backward; Liger-Kernel instead forms the gradient during the forward, one
-    token chunk at a time with that chunk's logits over the whole vocabulary); the
-    one-hot and label-smoothing parts of the target, being sparse or rank one, are added
-    outside the loop. 'mean' over a zero total weight gives ``nan`` where torch's autograd does.
+    Two schedules give the same gradients:
+
+    * **fused** (Liger-Kernel's order, which forms the gradient during the forward, one token
+      chunk at a time with that chunk's logits over the whole vocabulary [2]_): a block of R
+      tokens gets its logits :math:`Z_b` (R × C) once; the row maximum :math:`m_i`,
+      :math:`s_i = \\sum_c e^{z_{i,c} - m_i}` (accumulated in float64) and
+      :math:`\\mathrm{lse}_i = m_i + \\log s_i` follow, and the same exponentials give
+      :math:`a_i e^{z_{i,c} - m_i} / s_i` (no second exponential), then
+      :math:`\\partial L/\\partial X_b = G W` and
+      :math:`\\partial L/\\partial W \\mathrel{+}= G^\\top X_b`.
+      Three matrix products of size N·D·C in all. Extra memory: the R × C block, with
+      :math:`R = \\min(N, \\lfloor 2^{25} / C \\rfloor)` (128 MiB in float32, 256 MiB in
+      float64, at most), plus ``chunk_size`` × D for each slice of the weight gradient's
+      product.
+    * **recompute** (Cut Cross-Entropy's backward [1]_, which recomputes the logits): a first
+      pass computes :math:`\\mathrm{lse}_i` as the forward does; a second computes each tile's
+      logits again and forms :math:`a_i e^{z_{i,c} - \\mathrm{lse}_i}` in place. Four matrix
+      products; extra memory one tile of 1024 tokens × ``chunk_size`` classes (about 2**22
+      elements), whatever N and C. The default; 'auto' also falls back to it when fewer
+      than 64 tokens would fit in the fused schedule's budget.
+
+    In both, the one-hot and label-smoothing parts of the target, being sparse or rank one,
+    are added outside the loop. 'mean' over a zero total weight gives ``nan`` where torch's
+    autograd does.
 
     Explained in chapter 9 (Cross-entropy at LLM scale).
 
@@ -673,5 +855,8 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
     """
     if not isinstance(return_loss, bool):
         raise ValueError(f"return_loss must be True or False, got {return_loss!r}")
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, "
+                         f"got {schedule!r}")
     return gradient(_parse(input, linear_weight, target, linear_bias, weight, reduction,
-                           ignore_index, label_smoothing, chunk_size), return_loss)
+                           ignore_index, label_smoothing, chunk_size), return_loss, schedule)

@@ -34,6 +34,12 @@ def dtype(request):
     return np.dtype(request.param)
 
 
+@pytest.fixture(params=["fused", "recompute"])
+def schedule(request):
+    """The gradient's two schedules, each checked against torch on its own."""
+    return request.param
+
+
 def _data(dtype, n=N, d=D, v=V, seed=0, out=()):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)).astype(dtype)
@@ -61,7 +67,7 @@ def _torch(x, w, target, bias=None, **kw):
     return loss.detach().numpy(), grads
 
 
-def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, **kw):
+def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, schedule="auto", **kw):
     dtype = x.dtype
     tol = dict(TOL[dtype])
     tol["atol"] *= scale
@@ -71,10 +77,17 @@ def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, **kw):
     assert np.shape(got) == expected.shape
     np.testing.assert_allclose(got, expected, **tol)
     ours = cg.linear_cross_entropy_grad(x, w, target, linear_bias=bias, chunk_size=chunk_size,
-                                        **kw)
+                                        schedule=schedule, **kw)
     together = cg.linear_cross_entropy_grad(x, w, target, linear_bias=bias,
-                                            chunk_size=chunk_size, return_loss=True, **kw)
-    np.testing.assert_array_equal(together[0], got)  # the loss from the gradient's own pass
+                                            chunk_size=chunk_size, return_loss=True,
+                                            schedule=schedule, **kw)
+    # the loss from the gradient's own lse: the forward's bits when the tiles are the same
+    # (recompute), the forward's up to rounding when the fused schedule sums the whole row
+    if schedule == "recompute":
+        np.testing.assert_array_equal(together[0], got)
+    else:
+        ulps = 8 * np.finfo(dtype).eps
+        np.testing.assert_allclose(together[0], got, rtol=ulps, atol=ulps)
     for a, c in zip(together[1:], ours):
         if a is None:
             assert c is None
@@ -96,8 +109,8 @@ def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, **kw):
     "reduction,weighted,ignore_index,smoothing,with_bias",
     list(itertools.product(("mean", "sum", "none"), (False, True), (None, -100, 3),
                            (0.0, 0.2, 1.0), (False, True))))
-def test_index_targets_every_option(dtype, reduction, weighted, ignore_index, smoothing,
-                                    with_bias):
+def test_index_targets_every_option(dtype, schedule, reduction, weighted, ignore_index,
+                                    smoothing, with_bias):
     rng, x, w, b, cw = _data(dtype)
     y = rng.integers(0, V, N)
     y[[2, 7, 11]] = -100 if ignore_index in (None, -100) else ignore_index
@@ -105,38 +118,47 @@ def test_index_targets_every_option(dtype, reduction, weighted, ignore_index, sm
     if ignore_index is not None:
         kw["ignore_index"] = ignore_index
     chunk = [None, 7, 1, 100][(len(kw) + int(weighted) + int(with_bias)) % 4]
-    _check(x, w, y, b if with_bias else None, chunk_size=chunk, **kw)
+    _check(x, w, y, b if with_bias else None, chunk_size=chunk, schedule=schedule, **kw)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, 22, 23, 24, 1000])
-def test_chunk_sizes_that_do_not_divide_the_vocabulary(dtype, chunk_size):
+def test_chunk_sizes_that_do_not_divide_the_vocabulary(dtype, schedule, chunk_size):
     rng, x, w, b, cw = _data(dtype, seed=1)
     y = rng.integers(0, V, N)
-    _check(x, w, y, b, chunk_size=chunk_size, weight=cw, label_smoothing=0.1)
+    _check(x, w, y, b, chunk_size=chunk_size, schedule=schedule, weight=cw, label_smoothing=0.1)
 
 
-def test_many_token_blocks_and_chunks(dtype, monkeypatch):
-    """More rows than one token block, so tiles are (block, chunk) pairs both ways."""
+def test_many_token_blocks_and_chunks(dtype, schedule, monkeypatch):
+    """More rows than one token block, so tiles are (block, chunk) pairs both ways (and fused
+    blocks of 8 tokens over the whole vocabulary)."""
     monkeypatch.setattr(_linear, "_MAX_ROWS", 8)
+    monkeypatch.setattr(_linear, "_FUSED_BUDGET", 8 * V)
+    monkeypatch.setattr(_linear, "_MIN_FUSED_ROWS", 4)
     rng, x, w, b, cw = _data(dtype, n=45, seed=2)
     y = rng.integers(0, V, 45)
     y[::4] = -100
-    _check(x, w, y, b, chunk_size=6, weight=cw, label_smoothing=0.3)
-    _check(x, w, y, None, chunk_size=6, reduction="none")
+    _check(x, w, y, b, chunk_size=6, schedule=schedule, weight=cw, label_smoothing=0.3)
+    _check(x, w, y, None, chunk_size=6, schedule=schedule, reduction="none")
 
 
-def test_threads_do_not_change_the_result(monkeypatch):
+@pytest.mark.parametrize("probs", [False, True], ids=["index", "probs"])
+def test_threads_do_not_change_the_result(schedule, probs, monkeypatch):
     """Tiles split by rows among threads give bit-for-bit the same loss and gradients."""
     rng, x, w, b, cw = _data(np.float64, n=300, v=500, seed=3)
     y = rng.integers(0, 500, 300)
+    if probs:
+        y = rng.random((300, 500))
+        y /= y.sum(axis=1, keepdims=True)
     monkeypatch.setattr(_linear, "_MIN_PARALLEL", 1)
+    monkeypatch.setattr(_linear, "_FUSED_BUDGET", 100 * 500)  # 3 fused blocks of 100 tokens
+    kw = dict(linear_bias=b, chunk_size=64, label_smoothing=0.1)
     previous = _linear._kernels.set_num_threads(1)
     try:
-        one = cf.linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=64)
-        g_one = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=64)
+        one = cf.linear_cross_entropy(x, w, y, **kw)
+        g_one = cg.linear_cross_entropy_grad(x, w, y, schedule=schedule, **kw)
         _linear._kernels.set_num_threads(3)
-        three = cf.linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=64)
-        g_three = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=64)
+        three = cf.linear_cross_entropy(x, w, y, **kw)
+        g_three = cg.linear_cross_entropy_grad(x, w, y, schedule=schedule, **kw)
     finally:
         _linear._kernels.set_num_threads(previous)
     assert one == three
@@ -144,13 +166,13 @@ def test_threads_do_not_change_the_result(monkeypatch):
         np.testing.assert_array_equal(a, c)
 
 
-def test_uint8_targets(dtype):
+def test_uint8_targets(dtype, schedule):
     rng, x, w, b, cw = _data(dtype, seed=4)
     y = rng.integers(0, V, N).astype(np.uint8)
-    _check(x, w, y, b, chunk_size=5)
+    _check(x, w, y, b, chunk_size=5, schedule=schedule)
 
 
-def test_unbatched_index_target(dtype):
+def test_unbatched_index_target(dtype, schedule):
     rng, x, w, b, cw = _data(dtype, seed=5)
     for reduction in ("mean", "sum", "none"):  # torch's forward works here (not its backward)
         expected = F.linear_cross_entropy(_t(x[0]), _t(w), torch.tensor(4), linear_bias=_t(b),
@@ -170,22 +192,24 @@ def test_unbatched_index_target(dtype):
         assert np.shape(got) == ()
         np.testing.assert_allclose(got, expected.reshape(()), **TOL[dtype])
         ours = cg.linear_cross_entropy_grad(x[0], w, np.array(4), linear_bias=b, weight=cwt,
-                                            label_smoothing=smoothing, reduction=reduction)
+                                            label_smoothing=smoothing, reduction=reduction,
+                                            schedule=schedule)
         np.testing.assert_allclose(ours[0], grads[0][0], **TOL[dtype])
         np.testing.assert_allclose(ours[1], grads[1], **TOL[dtype])
         np.testing.assert_allclose(ours[2], grads[2], **TOL[dtype])
 
 
-def test_k_dimensional_loss(dtype):
+def test_k_dimensional_loss(dtype, schedule):
     """A weight of shape (C, d1, D) gives logits (N, C, d1): one softmax per position."""
     rng, x, w, b, cw = _data(dtype, seed=6, out=(3,))
     y = rng.integers(0, V, (N, 3))
     y[0, 1] = -100
     for reduction in ("mean", "sum", "none"):
-        _check(x, w, y, b, chunk_size=5, reduction=reduction, weight=cw, label_smoothing=0.1)
+        _check(x, w, y, b, chunk_size=5, schedule=schedule, reduction=reduction, weight=cw,
+               label_smoothing=0.1)
     q = rng.random((N, V, 3)).astype(dtype)
     q /= q.sum(axis=1, keepdims=True)
-    _check(x, w, q, None, chunk_size=4, reduction="mean")
+    _check(x, w, q, None, chunk_size=4, schedule=schedule, reduction="mean")
 
 
 # ------------------------------------------------------------------------------------------
@@ -196,20 +220,21 @@ def test_k_dimensional_loss(dtype):
     "reduction,weighted,smoothing,with_bias",
     list(itertools.product(("mean", "sum", "none"), (False, True), (0.0, 0.3, 1.0),
                            (False, True))))
-def test_probability_targets_every_option(dtype, reduction, weighted, smoothing, with_bias):
+def test_probability_targets_every_option(dtype, schedule, reduction, weighted, smoothing,
+                                          with_bias):
     rng, x, w, b, cw = _data(dtype, seed=7)
     q = rng.random((N, V)).astype(dtype)
     q /= q.sum(axis=1, keepdims=True)
     q[3] = 0  # a zero target row: contributes nothing
-    _check(x, w, q, b if with_bias else None, chunk_size=6, reduction=reduction,
-           weight=cw if weighted else None, label_smoothing=smoothing)
+    _check(x, w, q, b if with_bias else None, chunk_size=6, schedule=schedule,
+           reduction=reduction, weight=cw if weighted else None, label_smoothing=smoothing)
 
 
-def test_unbatched_probability_target(dtype):
+def test_unbatched_probability_target(dtype, schedule):
     rng, x, w, b, cw = _data(dtype, seed=8)
     q = rng.random(V).astype(dtype)
     q /= q.sum()
-    _check(x[0], w, q, b, chunk_size=10, weight=cw)
+    _check(x[0], w, q, b, chunk_size=10, schedule=schedule, weight=cw)
 
 
 # ------------------------------------------------------------------------------------------
@@ -217,7 +242,7 @@ def test_unbatched_probability_target(dtype):
 # ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", ["all_ignored", "zero_weights"])
-def test_mean_over_zero_total_weight_is_nan(dtype, case):
+def test_mean_over_zero_total_weight_is_nan(dtype, schedule, case):
     rng, x, w, b, cw = _data(dtype, seed=9)
     y = rng.integers(0, V, N)
     if case == "all_ignored":
@@ -229,20 +254,21 @@ def test_mean_over_zero_total_weight_is_nan(dtype, case):
         got = cf.linear_cross_entropy(x, w, y, linear_bias=b, weight=cw,
                                       label_smoothing=smoothing)
         assert np.isnan(got)
-        _check(x, w, y, b, weight=cw, label_smoothing=smoothing, chunk_size=4)
+        _check(x, w, y, b, weight=cw, label_smoothing=smoothing, chunk_size=4,
+               schedule=schedule)
 
 
-def test_large_logits_do_not_overflow(dtype):
+def test_large_logits_do_not_overflow(dtype, schedule):
     """Logits of about ±1000: every exponent is ≤ 0 after the running max is subtracted."""
     rng, x, w, b, cw = _data(dtype, seed=10)
     x = (x * 150).astype(dtype)
     y = rng.integers(0, V, N)
     got = cf.linear_cross_entropy(x, w, y, chunk_size=5, reduction="none")
     assert np.all(np.isfinite(got))
-    _check(x, w, y, None, chunk_size=5, scale=1000.0)
+    _check(x, w, y, None, chunk_size=5, schedule=schedule, scale=1000.0)
 
 
-def test_minus_infinity_bias_masks_classes(dtype):
+def test_minus_infinity_bias_masks_classes(dtype, schedule):
     """A bias of -inf removes classes from the softmax (padded vocabulary), also when a whole
     chunk is masked; the loss and gradients stay finite, as in torch."""
     rng, x, w, b, cw = _data(dtype, seed=11)
@@ -253,7 +279,7 @@ def test_minus_infinity_bias_masks_classes(dtype):
     expected, grads = _torch(x, w, y, b, reduction="none")
     np.testing.assert_allclose(got, expected, **TOL[dtype])
     gx, gw, _ = cg.linear_cross_entropy_grad(x, w, y, linear_bias=b, chunk_size=4,
-                                             reduction="none")
+                                             reduction="none", schedule=schedule)
     np.testing.assert_allclose(gx, grads[0], **TOL[dtype])
     np.testing.assert_allclose(gw, grads[1], **TOL[dtype])
 
@@ -379,4 +405,119 @@ def test_bench_section_runs_on_a_tiny_shape():
     text = _bench_linear.format_rows(rows)
     assert "16 x 8 x 40" in text and "ratio" in text
     assert set(rows[0]["ms"]) == {"celib fwd", "torch fwd", "chunked fwd", "celib fwd+grad",
-                                  "torch fwd+bwd", "chunked fwd+bwd"}
+                                  "celib fused", "torch fwd+bwd", "chunked fwd+bwd"}
+
+
+# ------------------------------------------------------------------------------------------
+# The gradient's two schedules
+# ------------------------------------------------------------------------------------------
+
+def _spy_schedules(monkeypatch) -> list:
+    """Record which schedule each position's gradient runs."""
+    calls = []
+    for name in ("_fused_grad", "_recompute_grad"):
+        real = getattr(_linear, name)
+
+        def spy(*args, real=real, name=name):
+            calls.append(name)
+            return real(*args)
+
+        monkeypatch.setattr(_linear, name, spy)
+    return calls
+
+
+def test_auto_schedule_follows_the_budget(monkeypatch):
+    rng, x, w, b, cw = _data(np.float64, n=300, v=500, seed=20)
+    y = rng.integers(0, 500, 300)
+    calls = _spy_schedules(monkeypatch)
+    expected = cg.linear_cross_entropy_grad(x, w, y, schedule="recompute")
+    assert calls == ["_recompute_grad"]
+    cg.linear_cross_entropy_grad(x, w, y)  # the default is recompute: one tile of memory
+    assert calls[1:] == ["_recompute_grad"]
+    calls.pop()
+    cg.linear_cross_entropy_grad(x, w, y, schedule="auto")  # 300 x 500 fits: fused, one block
+    assert calls[1:] == ["_fused_grad"]
+    assert _linear.fused_rows(300, 500) == 300
+    assert _linear.fused_rows(2048, 32000) == _linear._FUSED_BUDGET // 32000
+    monkeypatch.setattr(_linear, "_FUSED_BUDGET", 63 * 500)  # fewer than 64 rows would fit
+    assert _linear.fused_rows(300, 500) == 0
+    got = cg.linear_cross_entropy_grad(x, w, y, schedule="auto")
+    assert calls[2:] == ["_recompute_grad"]
+    for a, c in zip(got, expected):
+        np.testing.assert_array_equal(a, c)
+    cg.linear_cross_entropy_grad(x, w, y, schedule="fused")  # forced: 64-row blocks
+    assert calls[3:] == ["_fused_grad"]
+    assert _linear.fused_rows(50, 500) == 50  # a short batch fits whole
+
+
+def test_schedule_must_be_known():
+    rng, x, w, b, cw = _data(np.float64, seed=21)
+    with pytest.raises(ValueError, match="schedule must be one of 'auto', 'fused', 'recompute'"):
+        cg.linear_cross_entropy_grad(x, w, rng.integers(0, V, N), schedule="liger")
+
+
+def _both_schedules(x, w, target, **kw):
+    return [cg.linear_cross_entropy_grad(x, w, target, return_loss=True, schedule=s, **kw)
+            for s in ("fused", "recompute")]
+
+
+@pytest.mark.parametrize(
+    "probs,reduction,weighted,smoothing,with_bias",
+    list(itertools.product((False, True), ("mean", "sum", "none"), (False, True), (0.0, 0.3),
+                           (False, True))))
+def test_fused_and_recompute_agree(probs, reduction, weighted, smoothing, with_bias,
+                                   monkeypatch):
+    """float64, several fused blocks (of 16 tokens) and token blocks x chunks (8 x 13)."""
+    monkeypatch.setattr(_linear, "_FUSED_BUDGET", 16 * 60)
+    monkeypatch.setattr(_linear, "_MIN_FUSED_ROWS", 16)
+    monkeypatch.setattr(_linear, "_MAX_ROWS", 8)
+    rng, x, w, b, cw = _data(np.float64, n=53, v=60, seed=22, out=(2,) if probs else ())
+    if probs:
+        target = rng.random((53, 60, 2))
+        target /= target.sum(axis=1, keepdims=True)
+    else:
+        target = rng.integers(0, 60, 53)
+        target[::5] = -100
+    fused, recompute = _both_schedules(x, w, target, linear_bias=b if with_bias else None,
+                                       weight=cw if weighted else None, reduction=reduction,
+                                       label_smoothing=smoothing, chunk_size=13)
+    for a, c in zip(fused, recompute):
+        if c is None:
+            assert a is None
+        else:
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["index", "smoothing", "probs", "negative_probs"])
+def test_extreme_logits_give_the_same_results_on_both_schedules(dtype, case):
+    """Rows whose logits are all -inf, all +inf, or +inf and nan (overflowing finite inputs),
+    kept or ignored: the fused schedule gives the recompute schedule's numbers and nan's."""
+    rng, x, w, b, cw = _data(dtype, seed=23)
+    huge = np.finfo(dtype).max / 2
+    w[:, 0] = np.abs(w[:, 0]) + 4  # so that x = (±huge, 0, ...) overflows every logit
+    w[:, 1] = np.where(np.arange(V) % 2, 3.0, -5.0)
+    x[2] = x[3] = 0
+    x[2, 0] = x[3, 0] = -huge  # every logit -inf
+    x[5, 0] = huge  # every logit +inf
+    x[7, :2] = huge  # +inf and nan (inf - inf) logits
+    kw = dict(linear_bias=b, reduction="none", chunk_size=5)
+    if case in ("index", "smoothing"):
+        b[4] = -np.inf  # a masked class (with probability targets its 0 * -inf would be nan)
+        target = rng.integers(0, V, N)
+        target[[3, 9]] = -100  # row 3 is ignored and all -inf
+        kw.update(weight=cw, label_smoothing=0.2 if case == "smoothing" else 0.0)
+    else:
+        target = rng.random((N, V)).astype(dtype)
+        target /= target.sum(axis=1, keepdims=True)
+        target[3] = 0
+        if case == "negative_probs":
+            target[6, 1] = -0.5  # a negative coefficient: exp(z - lse) * a, not exp(z - shift)
+    with np.errstate(over="ignore"):  # the logits overflow in the matrix products
+        fused, recompute = _both_schedules(x, w, target, **kw)
+    assert np.isnan(recompute[0]).any() and np.isfinite(recompute[0]).any()
+    for a, c in zip(fused, recompute):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(c))
+        finite = np.isfinite(c)
+        # gx sums terms of opposite signs: the tolerance is relative to the largest of them
+        size = max(1.0, float(np.max(np.abs(c[finite]), initial=0.0)))
+        np.testing.assert_allclose(a, c, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * size)
