@@ -32,6 +32,7 @@ import datetime
 import os
 import pickle
 import socket
+import sys
 import tempfile
 import time
 import traceback
@@ -655,15 +656,18 @@ def _run_rank(rank, fn, world_size, port, folder, args, timeout):
         # others then fail too, in their next collective, with "Connection closed by peer").
         with open(os.path.join(folder, f"rank{rank}.err"), "w", encoding="utf-8") as f:
             f.write(f"{time.time():.6f}\n{traceback.format_exc()}")
-        raise
-    else:
-        # No rank tears the group down (rank 0 hosts its TCP store) while another still uses
-        # it: without this, a rank that finished first could abort a slower one at exit.
-        dist.barrier()
-    finally:
         dist.destroy_process_group()
+        raise
     with open(os.path.join(folder, f"rank{rank}.pkl"), "wb") as f:
         pickle.dump(result, f)
+    # Leave only when every rank has saved its result (rank 0 hosts the group's TCP store), and
+    # leave at once: tearing down gloo's threads and torch's static objects in a normal exit
+    # aborted a rank now and then (SIGABRT, "terminate called without an active exception")
+    # after its work was done.
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _stop(context) -> None:
