@@ -40,6 +40,7 @@ THEME_CATALOGUE = "sphinx.po"
 # Extra words for jieba, the segmenter behind Sphinx's Chinese search index (see `build`).
 SEARCH_DICT = LOCALE_DIR / LANGUAGE / "search_words.txt"
 HTML_DIR = ROOT / "_build" / "html"
+PROJECT = "Cross-Entropy, Executed"
 ZH_HTML_DIR = HTML_DIR / LANGUAGE
 
 # Settings of the Chinese site that differ from the English one (_config.yml).
@@ -114,6 +115,27 @@ def update_catalogues() -> None:
                 po.unlink()
         basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=0,
                      ignore_obsolete=True, jobs=1)
+    for po in CATALOGUE_DIR.rglob("*.po"):
+        if po.name != THEME_CATALOGUE:  # kept by hand, with its own comments
+            _finish_header(po)
+
+
+def _finish_header(po: Path) -> None:
+    """Give a catalogue a real header. sphinx-intl copies the template's, which is marked fuzzy
+    (a PO tool would then ignore it) and names no project."""
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    if not catalog.fuzzy and catalog.project == PROJECT:
+        return  # finished already: leave it (and its dates) alone
+    catalog.fuzzy = False
+    catalog.header_comment = (f"# The Chinese edition of {PROJECT}: one page's messages.\n"
+                              "# Refreshed by `make po` (sphinx-intl); see CONTRIBUTING.md.")
+    catalog.project, catalog.version = PROJECT, ""
+    catalog.last_translator = "The Cross-Entropy, Executed authors"
+    catalog.copyright_holder = "The Cross-Entropy, Executed authors"
+    catalog.language_team = "Cross-Entropy, Executed, 中文版"
+    with po.open("wb") as f:
+        write_po(f, catalog, width=0, omit_header=False)
 
 
 # --- completeness -----------------------------------------------------------------------------
@@ -176,6 +198,8 @@ def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem
             continue
         with po.open("rb") as f:
             catalog = read_po(f)
+        if catalog.fuzzy:
+            found.append(Problem(str(rel), "", "its header is marked fuzzy (run make po)"))
         for m in wanted:
             entry = catalog.get(m.id)
             if entry is None:

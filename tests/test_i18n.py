@@ -44,8 +44,9 @@ def test_docstrings_are_not_extracted(extracted):
     assert ids == ["celib.functional"]
 
 
-def _write(path: Path, entries: dict[str, str], fuzzy: set[str] = frozenset()) -> None:
-    catalog = Catalog(locale="zh_CN")
+def _write(path: Path, entries: dict[str, str], fuzzy: set[str] = frozenset(),
+           fuzzy_header: bool = False) -> None:
+    catalog = Catalog(locale="zh_CN", fuzzy=fuzzy_header)
     for msgid, msgstr in entries.items():
         catalog.add(msgid, msgstr, flags={"fuzzy"} if msgid in fuzzy else ())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,17 @@ def test_each_kind_of_problem_is_caught(tmp_path, change, what):
 
 def test_fuzzy_is_caught(tmp_path):
     assert _problems_with(tmp_path, GOOD, fuzzy={"Summary"}) == [("book/page.po", "fuzzy")]
+
+
+def test_a_fuzzy_header_is_caught(tmp_path):
+    """sphinx-intl copies the template's header, marked fuzzy; make po finishes it."""
+    pot = {k: v for k, v in ENGLISH.items() if k != "Gone"}
+    _write(tmp_path / "pot/book/page.pot", pot)
+    _write(tmp_path / "po/book/page.po", GOOD, fuzzy_header=True)
+    found = [(p.catalogue, p.what) for p in i18n.problems(tmp_path / "pot", tmp_path / "po")]
+    assert found == [("book/page.po", "its header is marked fuzzy (run make po)")]
+    i18n._finish_header(tmp_path / "po/book/page.po")
+    assert i18n.problems(tmp_path / "pot", tmp_path / "po") == []
 
 
 def test_a_page_without_catalogue_and_a_catalogue_without_page(tmp_path):
