@@ -97,7 +97,7 @@ class TranslateTocCaptions(SphinxTransform):
     default_priority = 101
 
     def apply(self, **kwargs) -> None:
-        if not (self.config.language or "en").lower().startswith("zh"):
+        if not _is_chinese(self.app):
             return
         from os import path
 

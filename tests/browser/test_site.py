@@ -211,10 +211,32 @@ def test_math_is_rendered(crawl):
     assert not problems, "math problems:\n" + _report(problems)
 
 
-def test_every_image_loads(crawl):
+def broken_images(records) -> dict[str, list[str]]:
+    """{page: sources of its images that did not load}, for the pages with any."""
     problems = {name: [src for src, width in rec.images if not width]
-                for name, rec in crawl.items()}
-    problems = {name: srcs for name, srcs in problems.items() if srcs}
+                for name, rec in records.items()}
+    return {name: srcs for name, srcs in problems.items() if srcs}
+
+
+def search_results(page, url: str, heading: str) -> list[str]:
+    """The pages Sphinx's search lists for the query in `url`, in order, each once; `heading`
+    is how the results heading starts once the search has finished."""
+    page.goto(url, wait_until="load")
+    page.wait_for_function(
+        "(heading) => { const h = document.querySelector('#search-results h2');"
+        " return h && h.textContent.startsWith(heading); }", arg=heading, timeout=20_000)
+    hrefs = page.eval_on_selector_all(
+        "#search-results ul.search li a", "els => els.map(a => a.getAttribute('href'))")
+    found: list[str] = []
+    for href in hrefs:
+        docname = href.split("#")[0].split("?")[0].removesuffix(".html")
+        if docname not in found:
+            found.append(docname)
+    return found
+
+
+def test_every_image_loads(crawl):
+    problems = broken_images(crawl)
     assert not problems, "images that did not load:\n" + _report(problems)
 
 
@@ -226,20 +248,8 @@ def test_every_image_loads(crawl):
     ],
 )
 def test_search_finds_the_right_chapters(page, base_url, query, expected):
-    page.goto(f"{base_url}/search.html?q={query.replace(' ', '+')}", wait_until="load")
-    page.wait_for_function(
-        "() => { const h = document.querySelector('#search-results h2');"
-        " return h && h.textContent.startsWith('Search Results'); }",
-        timeout=20_000,
-    )
-    hrefs = page.eval_on_selector_all(
-        "#search-results ul.search li a", "els => els.map(a => a.getAttribute('href'))"
-    )
-    found = []
-    for href in hrefs:
-        docname = href.split("#")[0].split("?")[0].removesuffix(".html")
-        if docname not in found:
-            found.append(docname)
+    found = search_results(page, f"{base_url}/search.html?q={query.replace(' ', '+')}",
+                           "Search Results")
     top = found[:5]
     assert expected & set(top), (
         f"search for {query!r}: expected one of {sorted(expected)} in the first 5 results, "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_site import IMAGES_JS, MATH_JS, _report
+from .test_site import IMAGES_JS, MATH_JS, _report, broken_images, search_results
 
 pytestmark = pytest.mark.browser
 
@@ -114,9 +114,7 @@ def test_math_is_rendered_on_chinese_pages(zh_crawl):
 
 
 def test_images_load_on_chinese_pages(zh_crawl):
-    problems = {name: [src for src, width in rec.images if not width]
-                for name, rec in zh_crawl.items()}
-    problems = {name: srcs for name, srcs in problems.items() if srcs}
+    problems = broken_images(zh_crawl)
     assert not problems, "images that did not load:\n" + _report(problems)
 
 
@@ -192,17 +190,7 @@ def test_clicking_the_switch(page, base_url, docname):
     ("标签平滑", {"book/03_targets", "book/04_cross_entropy"}),
 ])
 def test_chinese_search_finds_the_right_chapters(page, base_url, query, expected):
-    page.goto(f"{base_url}/{ZH}/search.html?q={query}", wait_until="load")
-    page.wait_for_function(
-        "() => { const h = document.querySelector('#search-results h2');"
-        " return h && h.textContent.startsWith('搜索结果'); }", timeout=20_000)
-    hrefs = page.eval_on_selector_all(
-        "#search-results ul.search li a", "els => els.map(a => a.getAttribute('href'))")
-    found: list[str] = []
-    for href in hrefs:
-        docname = href.split("#")[0].split("?")[0].removesuffix(".html")
-        if docname not in found:
-            found.append(docname)
+    found = search_results(page, f"{base_url}/{ZH}/search.html?q={query}", "搜索结果")
     assert expected & set(found[:3]), (
         f"search for {query}: expected one of {sorted(expected)} in the first 3 results, "
         f"got {found[:5]} (of {len(found)} pages)")
