@@ -2,7 +2,10 @@
 
 The page shows the ideas (what a loss does to the confidences, how to measure it); the data
 split, the training loops and the figure scaffolding live here. Models are trained with torch on
-the CPU, seeded, in float32; everything measured is measured with :mod:`celib.calibration`.
+the CPU in float64, from weights drawn by numpy's seeded generator: the printed numbers then do
+not depend on the reader's CPU (float32 training, or torch's own random draw, rounds differently
+under AVX-512, AVX2 or no SIMD, and 40 epochs amplify that into printed digits). Everything
+measured is measured with :mod:`celib.calibration`.
 
 The split is chapter 7's: ``stratified_split(labels, [8000, 2000], seed=0)`` of MNIST's 10,000
 test images gives the training part and the 2,000 held-out images; the training part is split
@@ -22,13 +25,13 @@ from celib.datasets import load_mnist, stratified_split
 
 __all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "focal_torch",
            "reliability_plot", "simulate_calibrated", "measure", "print_table",
-           "project_penultimate", "spread_ratio"]
+           "project_penultimate", "spread_ratio", "seeded_linear"]
 
 
 def load_parts() -> dict:
-    """The parts ``{"fit": (X, y), "val": (X, y), "held": (X, y)}``, X float32 in [0, 1]."""
+    """The parts ``{"fit": (X, y), "val": (X, y), "held": (X, y)}``, X float64 in [0, 1]."""
     images, labels = load_mnist("test", download=False)
-    X = (images.reshape(len(images), -1) / 255.0).astype(np.float32)
+    X = images.reshape(len(images), -1) / 255.0
     train, held = stratified_split(labels, [8000, 2000], seed=0)
     fit, val = stratified_split(labels[train], [7000, 1000], seed=1)
     parts = {"fit": train[fit], "val": train[val], "held": held}
@@ -46,13 +49,13 @@ class Run:
         """The model's logits for ``X``, as float64 numpy."""
         import torch
         with torch.no_grad():
-            return self.model(torch.from_numpy(X)).double().numpy()
+            return self.model(torch.from_numpy(X)).numpy()
 
     def features(self, X: np.ndarray) -> np.ndarray:
         """The penultimate layer (the input of the last linear layer), as float64 numpy."""
         import torch
         with torch.no_grad():
-            return self.model[:-1](torch.from_numpy(X)).double().numpy()
+            return self.model[:-1](torch.from_numpy(X)).numpy()
 
 
 def focal_torch(z, y, gamma: float):
@@ -92,30 +95,43 @@ def _adam(params, grads, moments, lr, step, b1=0.9, b2=0.999, eps=1e-8) -> None:
             w.addcdiv_(m, denom, value=-lr / (1 - b1 ** step))
 
 
+def seeded_linear(fan_in: int, fan_out: int, rng: np.random.Generator):
+    """A float64 ``torch.nn.Linear`` with torch's default initialisation, U(-1/√fan_in,
+    1/√fan_in) for the weight and the bias, drawn by numpy: the same numbers on every CPU."""
+    import torch
+    layer = torch.nn.Linear(fan_in, fan_out, dtype=torch.float64)
+    bound = 1 / np.sqrt(fan_in)
+    with torch.no_grad():
+        for param in (layer.weight, layer.bias):
+            param.copy_(torch.from_numpy(rng.uniform(-bound, bound, tuple(param.shape))))
+    return layer
+
+
 def train(parts: dict, hidden: int | None = 64, epochs: int = 30, smoothing: float = 0.0,
           gamma: float = 0.0, z_loss: float = 0.0, lr: float = 3e-3, batch: int = 500,
           seed: int = 0, track: bool = True) -> Run:
-    """Train softmax regression (``hidden=None``) or a one-hidden-layer ReLU MLP with Adam.
+    """Train softmax regression (``hidden=None``) or a one-hidden-layer ReLU MLP with Adam,
+    in float64.
 
     The loss is cross-entropy with ``label_smoothing=smoothing``, or the focal loss if
-    ``gamma > 0``, plus ``z_loss · mean(log² Z)`` if ``z_loss > 0``. Minibatches of ``batch``
-    from a seeded permutation per epoch. ``history`` holds the held-out accuracy, NLL, ECE and
-    Brier score, and the mean logit norm, after every epoch (``track=True``) or after the last.
+    ``gamma > 0``, plus ``z_loss · mean(log² Z)`` if ``z_loss > 0``. The weights and the
+    minibatches of ``batch`` (a permutation per epoch) come from two numpy streams seeded by
+    ``seed``. ``history`` holds the held-out accuracy, NLL, ECE and Brier score, and the mean
+    logit norm, after every epoch (``track=True``) or after the last.
     """
     import torch
-    torch.manual_seed(seed)
+    init_rng, batch_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(2))
     D, C = parts["fit"][0].shape[1], 10
-    layers = [torch.nn.Linear(D, C)] if hidden is None else [
-        torch.nn.Linear(D, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, C)]
+    layers = [seeded_linear(D, C, init_rng)] if hidden is None else [
+        seeded_linear(D, hidden, init_rng), torch.nn.ReLU(), seeded_linear(hidden, C, init_rng)]
     model = torch.nn.Sequential(*layers)
     params = list(model.parameters())
     moments = [(torch.zeros_like(w), torch.zeros_like(w)) for w in params]
     X, y = (torch.from_numpy(a) for a in parts["fit"])
-    rng = np.random.default_rng(seed)
     run = Run(model, {k: [] for k in ("acc", "nll", "ece", "brier", "norm")})
     step = 0
     for epoch in range(epochs):
-        for idx in np.array_split(rng.permutation(len(y)), max(1, len(y) // batch)):
+        for idx in np.array_split(batch_rng.permutation(len(y)), max(1, len(y) // batch)):
             i = torch.from_numpy(idx)
             grads = torch.autograd.grad(_loss(model(X[i]), y[i], smoothing, gamma, z_loss), params)
             step += 1
@@ -182,18 +198,18 @@ def measure(run: Run, parts: dict, n_bins: int = 15) -> dict:
 
 def print_table(rows: dict) -> None:
     """Print the measured table: one row per model and loss, rounded as the text discusses."""
-    print(f"{'model, loss':26s} {'acc':>6s} {'NLL':>6s} {'ECE (90% CI)':>20s} {'Brier':>6s} "
+    print(f"{'model, loss':26s} {'acc':>6s} {'NLL':>6s} {'ECE [90% bootstrap]':>23s} {'Brier':>6s} "
           f"{'T':>5s} {'ECE@T':>6s}")
     for name, r in rows.items():
         ci = f"{100 * r['ece']:4.1f} [{100 * r['ci'][0]:4.1f}, {100 * r['ci'][1]:4.1f}]%"
-        print(f"{name:26s} {100 * r['acc']:5.1f}% {r['nll']:6.2f} {ci:>20s} {r['brier']:6.2f} "
+        print(f"{name:26s} {100 * r['acc']:5.1f}% {r['nll']:6.2f} {ci:>23s} {r['brier']:6.2f} "
               f"{r['T']:5.2f} {100 * r['ece_T']:5.1f}%")
 
 
 def project_penultimate(run: Run, X: np.ndarray, y: np.ndarray, classes=(0, 1, 2)):
     """Müller et al.'s picture: penultimate activations of three classes projected on the plane
     through those classes' templates (rows of the last layer's W). Returns (points, labels)."""
-    W = run.model[-1].weight.detach().double().numpy()[list(classes)]
+    W = run.model[-1].weight.detach().numpy()[list(classes)]
     keep = np.isin(y, classes)
     basis, _ = np.linalg.qr(np.stack([W[1] - W[0], W[2] - W[0]], axis=1))   # (H, 2)
     return (run.features(X[keep]) - W[0]) @ basis, y[keep]
