@@ -18,12 +18,15 @@ endif
 # Pytest runs on both cores; nbval needs --dist loadfile so one kernel runs one notebook.
 XDIST  := -n 2
 
-.PHONY: help venv book po student book-strict notebooks test test-unit test-notebooks test-site test-browser linkcheck serve bench accuracy clean
+.PHONY: help venv book po student notebooks test test-unit test-notebooks test-portable test-site \
+        test-browser linkcheck serve bench accuracy clean
 
 help:
 	@echo "make book       build the site into _build/html, its Chinese edition into _build/html/zh_CN"
 	@echo "make po         refresh the Chinese catalogues (locales/zh_CN) after editing the English"
-	@echo "make test       run every test: celib, doctests, notebooks (nbval), site build, links, browser"
+	@echo "make test       run every test: celib, doctests, notebooks (nbval, twice), site, links, browser"
+	@echo "make test-portable   nbval with SIMD dispatch forced down and 1 thread; ISA=avx2, THREADS=N,"
+	@echo "                     NB=book/08_calibration.ipynb narrow it"
 	@echo "make notebooks  re-execute every chapter in place, refreshing the committed outputs"
 	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
 	@echo "make bench      time celib against torch (python -m celib.bench)"
@@ -62,7 +65,7 @@ notebooks: $(STAMP)
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 
-test: test-unit test-notebooks test-site
+test: test-unit test-notebooks test-portable test-site
 
 test-unit: $(STAMP)
 	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib tests \
@@ -71,6 +74,29 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider book
+
+# The portability pass: nbval once more, on a different machine in all but name. Every library's
+# SIMD dispatch is forced down (ISA=baseline: none of AVX, AVX2 or AVX-512; ISA=avx2: AVX2 at
+# most) and THREADS threads replace all the cores, so that a printed number that depends on the
+# reader's CPU fails here and not on the reader's machine. `python -m celib._machine --expect`
+# first checks that the forcing took (the variables and what each one switches are listed in
+# celib/_machine.py). NB= narrows the pass to some notebooks.
+ISA     ?= baseline
+THREADS ?= 1
+NB      ?= book
+DISPATCH_baseline := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
+    ONEDNN_MAX_CPU_ISA=SSE41 OPENBLAS_CORETYPE=Nehalem \
+    NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR"
+DISPATCH_avx2 := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 \
+    OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
+PORTABLE_ENV = $(DISPATCH_$(ISA)) OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) \
+    OPENBLAS_NUM_THREADS=$(THREADS) CELIB_NUM_THREADS=$(THREADS)
+
+test-portable: $(STAMP)
+	$(if $(DISPATCH_$(ISA)),,$(error ISA must be baseline or avx2, not '$(ISA)'))
+	env $(PORTABLE_ENV) $(PY) -m celib._machine --expect $(ISA) --threads $(THREADS)
+	env $(PORTABLE_ENV) $(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
+	    -p no:cacheprovider $(NB)
 
 test-site: book linkcheck test-browser
 
