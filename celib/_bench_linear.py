@@ -8,7 +8,7 @@ gradients in one call; with its default schedule, which recomputes the logits, a
 (forward, and forward plus ``torch.autograd.grad`` with respect to the input and the weight) on
 its default path and on its chunked path (``options=torch.nn.LinearCrossEntropyOptions()``),
 in float32, on (N, D, V) = (2048, 256, 32000) and (1024, 512, 128256), with the same number of
-threads for both (2 by default). Memory:
+threads for celib, torch and the BLAS (celib's default unless ``--threads``). Memory:
 
 * torch's chunked path is timed in one round after its warm-up (it is many times slower on the
   CPU); the other methods in ``repeats`` rounds;
@@ -17,8 +17,9 @@ threads for both (2 by default). Memory:
 * torch: the rise of the peak resident set size (``VmHWM``) during one call, each path in its
   own fresh subprocess so that one path's peak cannot hide another's.
 
-Times are medians of rounds that rotate the order of the methods (see :mod:`celib.bench`); on a
-shared machine only the ratios measured in one run mean something. Chapter 9 explains the
+Times are the fastest of rounds that rotate the order of the methods, and a row measured while
+other processes took CPU time, or whose rounds spread, shows "noisy" instead of its ratios (see
+:mod:`celib.bench`). Chapter 9 explains the
 method.
 """
 
@@ -109,18 +110,16 @@ def torch_peak_rss(shape, path: str, which: int, threads: int) -> float | None:
     return None if rise is None else float(rise)
 
 
-def run(shapes=SHAPES, repeats: int = 3, threads: int = 2, memory: bool = True) -> list[dict]:
-    """One dict per shape: times (ms), celib's traced peaks and torch's RSS peaks (bytes)."""
-    import torch
+def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
+        memory: bool = True) -> list[dict]:
+    """One dict per shape: times (ms, the fastest round), the rounds' spread, why the row is
+    too noisy to compare (or None), celib's traced peaks and torch's RSS peaks (bytes)."""
+    import os
 
-    from . import _kernels
-    from .bench import time_methods, traced_peak
+    from .bench import noise, threads_limited, time_methods, traced_peak
 
-    previous = _kernels.set_num_threads(threads)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     rows = []
-    try:
+    with threads_limited(threads) as threads:
         for shape in shapes:
             x, w, y = make_problem(shape)
             c_fwd, c_fg, c_fused = celib_calls(x, w, y)
@@ -128,11 +127,14 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int = 2, memory: bool = True) 
             k_fwd, k_fb = torch_calls(x, w, y, "chunked")
             calls = {"celib fwd": c_fwd, "torch fwd": t_fwd,
                      "celib fwd+grad": c_fg, "celib fused": c_fused, "torch fwd+bwd": t_fb}
-            ms = time_methods(calls, repeats)
+            timings, busy = time_methods(calls, repeats)
             # torch's chunked path is many times slower on the CPU: one timed round after the
-            # warm-up, so that the benchmark ends in minutes
-            ms.update(time_methods({"chunked fwd": k_fwd, "chunked fwd+bwd": k_fb}, 1))
-            row = {"shape": list(shape), "ms": ms, "logits_bytes": shape[0] * shape[2] * 4}
+            # warm-up, so that the benchmark ends in minutes; its time is shown, never compared
+            chunked, _ = time_methods({"chunked fwd": k_fwd, "chunked fwd+bwd": k_fb}, 1)
+            row = {"shape": list(shape), "logits_bytes": shape[0] * shape[2] * 4,
+                   "ms": {k: t.best for k, t in {**timings, **chunked}.items()},
+                   "spread": max(t.spread for t in timings.values()),
+                   "noise": noise(timings, busy, os.cpu_count() or 1)}
             if memory:
                 row["celib_peak"] = {"fwd": traced_peak(c_fwd), "fwd+grad": traced_peak(c_fg),
                                      "fused": traced_peak(c_fused)}
@@ -140,9 +142,6 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int = 2, memory: bool = True) 
                                     for path in PATHS for i, name in enumerate(("fwd", "fwd+bwd"))}
             rows.append(row)
             del x, w, y
-    finally:
-        _kernels.set_num_threads(previous)
-        torch.set_num_threads(torch_threads)
     return rows
 
 
@@ -158,15 +157,24 @@ def format_rows(rows: list[dict]) -> str:
     lines = ["linear_cross_entropy, float32, times in ms (ratio = celib / torch default path;"
              " f+g: the default schedule, recompute, and schedule='fused')",
              head, "-" * len(head)]
+    noisy = []
     for r in rows:
         ms = r["ms"]
         n, d, v = r["shape"]
+
+        def ratio(a: str, b: str, r=r, ms=ms) -> str:
+            return "noisy" if r["noise"] else f"{ms[a] / ms[b]:.2f}"
+
         lines.append(
             f"{f'{n} x {d} x {v}':<20}{ms['celib fwd']:>10.0f}{ms['torch fwd']:>10.0f}"
-            f"{ms['chunked fwd']:>9.0f}{ms['celib fwd'] / ms['torch fwd']:>7.2f}"
+            f"{ms['chunked fwd']:>9.0f}{ratio('celib fwd', 'torch fwd'):>7}"
             f"{ms['celib fwd+grad']:>11.0f}{ms['celib fused']:>7.0f}{ms['torch fwd+bwd']:>10.0f}"
-            f"{ms['chunked fwd+bwd']:>9.0f}{ms['celib fwd+grad'] / ms['torch fwd+bwd']:>7.2f}"
-            f"{ms['celib fused'] / ms['torch fwd+bwd']:>7.2f}")
+            f"{ms['chunked fwd+bwd']:>9.0f}{ratio('celib fwd+grad', 'torch fwd+bwd'):>7}"
+            f"{ratio('celib fused', 'torch fwd+bwd'):>7}")
+        if r["noise"]:
+            noisy.append(f"  {n} x {d} x {v}: {r['noise']}")
+    if noisy:
+        lines += ["too noisy to compare (run again on a quiet machine):"] + noisy
     if rows and "celib_peak" in rows[0]:
         head = (f"{'N x D x V':<20}{'logits':>8}{'celib fwd':>10}{'/logits':>8}{'celib f+g':>10}"
                 f"{'fused':>8}{'torch fwd':>10}{'torch f+b':>10}{'chunk fwd':>10}{'chunk f+b':>10}")
@@ -186,7 +194,7 @@ def format_rows(rows: list[dict]) -> str:
 def section(quick: bool = False, threads: int | None = None, memory: bool = True,
             repeats: int | None = None) -> str:
     """Run the section and return its tables (what ``python -m celib.bench`` prints)."""
-    rows = run(QUICK_SHAPES if quick else SHAPES, repeats or 3, threads or 2, memory)
+    rows = run(QUICK_SHAPES if quick else SHAPES, repeats or 3, threads, memory)
     return format_rows(rows)
 
 
@@ -195,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small shape")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for celib, torch and the BLAS (default: celib's)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)

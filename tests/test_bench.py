@@ -1,11 +1,14 @@
-"""celib.bench runs end to end (on tiny shapes) and reports what it measured. No timings are
-asserted: they vary from machine to machine and from minute to minute."""
+"""celib.bench runs end to end (on tiny shapes) and reports what it measured, and refuses a
+noisy measurement. No timings are asserted: they vary from machine to machine and from minute
+to minute."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
+import pytest
 
 from celib import bench
 
@@ -18,18 +21,42 @@ def test_make_input_is_deterministic():
     assert x1.dtype == np.float32 and y1.dtype == np.int64 and y1.max() < 5
 
 
-def test_time_methods_and_traced_peak():
-    ms = bench.time_methods({"a": lambda: np.ones(10), "b": lambda: np.zeros(10)}, repeats=3)
-    assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+def test_time_methods_and_traced_peak(monkeypatch):
+    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    timings, busy = bench.time_methods({"a": lambda: np.ones(10), "b": lambda: np.zeros(10)},
+                                       repeats=3)
+    assert set(timings) == {"a", "b"}
+    assert all(len(t.samples) == 3 and t.best > 0 and t.spread >= 0 for t in timings.values())
+    assert busy is None or busy >= 0
     assert bench.traced_peak(lambda: np.ones(100_000)) >= 800_000
 
 
-def test_run_and_format_on_tiny_shapes(tmp_path):
-    results = bench.run(shapes=((16, 5),), dtypes=("float32",), repeats=1, threads=1)
+def test_timing_keeps_the_best_round_and_measures_the_spread():
+    t = bench.Timing((2.0, 3.0, 2.5, 10.0))
+    assert t.best == 2.0 and t.median == 2.75 and t.spread == pytest.approx(0.375)
+
+
+def test_a_noisy_row_is_refused_with_its_reason():
+    quiet = {"celib": bench.Timing((1.0, 1.05, 1.1)), "torch": bench.Timing((2.0, 2.0, 2.1))}
+    assert bench.noise(quiet, busy_elsewhere=0.05, cpus=2) is None
+    assert bench.noise(quiet, busy_elsewhere=None, cpus=2) is None  # not measurable: spread only
+    assert "other processes used 0.50 of 2 CPUs" in bench.noise(quiet, 0.5, 2)
+    spread = {"celib": bench.Timing((1.0, 1.5, 1.6)), "torch": bench.Timing((2.0, 2.0, 2.1))}
+    assert "celib's rounds spread 50%" in bench.noise(spread, 0.0, 2)
+    row = bench.Result("cross_entropy", "float32", (8, 4), spread, noise="celib's rounds spread")
+    assert np.isnan(row.ratio)
+    text = bench.format_results([row])
+    assert "too noisy" in text and "celib's rounds spread" in text and "0.50" not in text
+
+
+def test_run_and_format_on_tiny_shapes(monkeypatch):
+    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    report = bench.run(shapes=((16, 5),), dtypes=("float32",), repeats=1, threads=1)
+    results = report.results
     assert [r.function for r in results] == list(bench.FUNCTIONS)
     for r in results:
         assert {"celib", "torch"} <= set(r.ms)
-        assert np.isfinite(r.ratio)
+        assert np.isfinite(r.ratio) or r.noise
         assert "celib" in r.memory and "torch" in r.memory
     names = {name for r in results for name in r.ms}
     assert "scipy" in names and "sklearn" in names
@@ -37,10 +64,38 @@ def test_run_and_format_on_tiny_shapes(tmp_path):
     assert "cross_entropy_grad" in text and "celib/torch" in text
 
 
+def test_the_threads_asked_for_are_the_threads_used_and_printed(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    before = torch.get_num_threads()
+    report = bench.run(shapes=((8, 4),), dtypes=("float32",), functions=("logsumexp",),
+                       repeats=1, threads=1, memory=False)
+    assert report.machine.celib_threads == 1 and report.machine.torch_threads == 1
+    assert all("1 thread(s)" in pool for pool in report.machine.blas)
+    assert "threads: celib 1, torch 1" in report.header()
+    assert torch.get_num_threads() == before  # restored afterwards
+    assert report.machine.cpu and "numpy" in report.machine.simd_level
+    assert len(report.load_before) in (0, 3) and "load average" in report.header()
+
+
 def test_main_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "QUICK_SHAPES", ((8, 4),))
+    monkeypatch.setattr(bench, "ROW_S", 0.01)
     path = tmp_path / "bench.json"
-    assert bench.main(["--quick", "--repeats", "1", "--no-memory", "--json", str(path)]) == 0
+    assert bench.main(["--quick", "--repeats", "1", "--no-memory", "--no-linear",
+                       "--json", str(path)]) == 0
     data = json.loads(path.read_text())
     assert len(data["results"]) == 2 * len(bench.FUNCTIONS)
-    assert "celib/torch" in capsys.readouterr().out
+    assert {"machine", "simd_level", "load_before", "load_after"} <= set(data)
+    for row in data["results"]:
+        assert (row["ratio"] is None) == (row["noise"] is not None)
+    out = capsys.readouterr().out
+    assert "celib/torch" in out and "load average" in out and "threads: celib" in out
+
+
+def test_shapes_are_parsed_or_refused_clearly():
+    assert bench._parse_shapes("4096x10,16x128000") == ((4096, 10), (16, 128000))
+    for bad in ("4096", "4096x10x3", "ax10", "0x10", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected shapes like"):
+            bench._parse_shapes(bad)
