@@ -18,21 +18,15 @@ endif
 # Pytest runs on both cores; nbval needs --dist loadfile so one kernel runs one notebook.
 XDIST  := -n 2
 
-.PHONY: help venv book po student notebooks test test-unit test-notebooks test-portable test-site \
-        test-browser linkcheck serve bench accuracy clean
+.PHONY: help venv book po student notebooks test lint test-unit test-notebooks test-portable \
+        test-site test-browser linkcheck serve bench accuracy clean
 
-help:
-	@echo "make book       build the site into _build/html, its Chinese edition into _build/html/zh_CN"
-	@echo "make po         refresh the Chinese catalogues (locales/zh_CN) after editing the English"
-	@echo "make test       run every test: celib, doctests, notebooks (nbval, twice), site, links, browser"
-	@echo "make test-portable   nbval with SIMD dispatch forced down and 1 thread; ISA=avx2, THREADS=N,"
-	@echo "                     NB=book/08_calibration.ipynb narrow it"
-	@echo "make notebooks  re-execute every chapter in place, refreshing the committed outputs"
-	@echo "make serve      serve _build/html on http://127.0.0.1:$(PORT)"
-	@echo "make bench      time celib against torch (python -m celib.bench)"
-	@echo "make student    write the student edition (no solutions, no outputs) to _build/student"
+# `make help` lists every target that has a `## ` comment on its line.
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "make %-15s %s\n", $$1, $$2}' \
+	    $(MAKEFILE_LIST)
 
-venv: $(STAMP)
+venv: $(STAMP)  ## create .venv from requirements.txt (the other targets do it on first use)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,7 +38,7 @@ $(STAMP): requirements.txt pyproject.toml
 # proves those outputs are what the code produces today.
 # The Chinese edition is the same sources built again with the catalogues of locales/zh_CN
 # (cebook/i18n.py), with -W -n too.
-book: $(STAMP)
+book: $(STAMP)  ## build the site into _build/html, the Chinese edition into _build/html/zh_CN
 	$(JB) build . -W -n --keep-going
 	$(PY) -m cebook.i18n build
 	@echo "Open $(CURDIR)/_build/html/index.html in a browser (or run 'make serve');"
@@ -53,25 +47,31 @@ book: $(STAMP)
 # After an English edit: re-extract the messages and merge them into locales/zh_CN/LC_MESSAGES
 # (sphinx-intl); a changed message keeps its old translation, marked fuzzy, until revised.
 # tests/test_i18n.py fails while any message is untranslated or fuzzy.
-po: $(STAMP)
+po: $(STAMP)  ## refresh the Chinese catalogues (locales/zh_CN) after editing the English
 	$(PY) -m cebook.i18n po
 
 # The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
 # the checkers stay importable from cebook.exercises (installed in .venv with celib).
-student: $(STAMP)
+student: $(STAMP)  ## write the student edition (no solutions, no outputs) to _build/student
 	$(PY) -m cebook.student book _build/student
 
-notebooks: $(STAMP)
+notebooks: $(STAMP)  ## re-execute every chapter in place, refreshing the committed outputs
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 
-test: test-unit test-notebooks test-portable test-site
+test: test-unit test-notebooks test-portable test-site  ## every test, as CI runs it
 
-test-unit: $(STAMP)
+# ruff (E, F, W, B, UP, C90 at 100 columns) over the code and the notebooks' cells, mypy over
+# celib, which ships py.typed; both configured in pyproject.toml.
+lint: $(STAMP)  ## ruff over the code and the notebooks, mypy over celib
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test-unit: $(STAMP)  ## celib's tests and doctests, with coverage
 	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib tests \
 	    --cov=celib --cov-report=term
 
-test-notebooks: $(STAMP)
+test-notebooks: $(STAMP)  ## nbval strict: every notebook's fresh outputs equal the committed ones
 	$(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider book
 
@@ -92,35 +92,36 @@ DISPATCH_avx2 := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MA
 PORTABLE_ENV = $(DISPATCH_$(ISA)) OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) \
     OPENBLAS_NUM_THREADS=$(THREADS) CELIB_NUM_THREADS=$(THREADS)
 
-test-portable: $(STAMP)
+test-portable: $(STAMP)  ## nbval again, SIMD forced down, 1 thread (ISA=avx2 THREADS=N NB=...)
 	$(if $(DISPATCH_$(ISA)),,$(error ISA must be baseline or avx2, not '$(ISA)'))
 	env $(PORTABLE_ENV) $(PY) -m celib._machine --expect $(ISA) --threads $(THREADS)
 	env $(PORTABLE_ENV) $(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider $(NB)
 
-test-site: book linkcheck test-browser
+test-site: book linkcheck test-browser  ## build both sites, check the links, drive them in Chromium
 
 # Sphinx's linkcheck, with every external link ignored (_config.yml: linkcheck_ignore): it
 # checks the links to local files. Cross-references are checked by the nitpicky build, and
 # every link on every page (anchors included) by the browser tests.
-linkcheck: $(STAMP)
+linkcheck: $(STAMP)  ## Sphinx's linkcheck of the local links
 	$(JB) build . --builder linkcheck
 
 # Headless Chromium (Debian's chromium package) against _build/html served on 127.0.0.1;
 # skipped without Chromium unless CELIB_REQUIRE_BROWSER=1 (as in CI).
-test-browser: $(STAMP)
+test-browser: $(STAMP)  ## headless Chromium over the built site (needs make book)
 	$(PY) -m pytest -m browser tests/browser -p no:cacheprovider --durations=0
 
-serve:
-	@test -f _build/html/index.html || { echo "No site in _build/html: run 'make book' first."; exit 1; }
+serve:  ## serve _build/html on http://127.0.0.1:8000 (PORT=8080 for another port)
+	@test -f _build/html/index.html || \
+	    { echo "No site in _build/html: run 'make book' first."; exit 1; }
 	@echo "Serving _build/html on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
 	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-bench: $(STAMP)
+bench: $(STAMP)  ## time celib against torch (python -m celib.bench)
 	$(PY) -m celib.bench
 
-accuracy: $(STAMP)
+accuracy: $(STAMP)  ## each method's error in ulps (python -m celib.accuracy)
 	$(PY) -m celib.accuracy
 
-clean:
+clean:  ## remove the build and the test caches
 	rm -rf _build .pytest_cache .hypothesis .coverage

@@ -109,7 +109,7 @@ def ulp_error(computed, exact, dtype) -> np.ndarray:
     normal range is the constant smallest subnormal.
     """
     err = np.empty(len(computed))
-    for i, (c, y) in enumerate(zip(computed, exact)):
+    for i, (c, y) in enumerate(zip(computed, exact, strict=True)):
         if not np.isfinite(c):
             err[i] = np.inf
             continue
@@ -168,7 +168,7 @@ def plot_errors(results: dict, spread, t: int, title: str, C: int = 10) -> None:
     """Plot the ulp errors of the four methods against the spread, float32 and float64 side by
     side; inf/nan results are drawn on a separate row at the top."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, dname in zip(axes, ("float32", "float64")):
+    for ax, dname in zip(axes, ("float32", "float64"), strict=True):
         for name, (colour, marker) in STYLE.items():
             e = results[dname, C, t]["errors"][name]
             shown = np.where(np.isfinite(e), np.maximum(e, 1e-2), CAP)

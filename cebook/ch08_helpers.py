@@ -88,7 +88,7 @@ def _adam(params, grads, moments, lr, step, b1=0.9, b2=0.999, eps=1e-8) -> None:
     torch.optim imports torch._dynamo, which takes seconds."""
     import torch
     with torch.no_grad():
-        for w, g, (m, v) in zip(params, grads, moments):
+        for w, g, (m, v) in zip(params, grads, moments, strict=True):
             m.mul_(b1).add_(g, alpha=1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v / (1 - b2 ** step)).sqrt_().add_(eps)
@@ -220,6 +220,6 @@ def spread_ratio(points: np.ndarray, labels: np.ndarray) -> float:
     classes = np.unique(labels)
     means = np.stack([points[labels == c].mean(0) for c in classes])
     within = np.mean([np.linalg.norm(points[labels == c] - m, axis=1).mean()
-                      for c, m in zip(classes, means)])
+                      for c, m in zip(classes, means, strict=True)])
     between = np.mean([np.linalg.norm(a - b) for i, a in enumerate(means) for b in means[i + 1:]])
     return float(within / between)

@@ -38,14 +38,15 @@ def exact_lse(row) -> mpmath.mpf:
     return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in z))
 
 
-def traced_peak(call) -> tuple[int, object]:
-    """(peak bytes allocated during ``call()`` beyond what existed before, its result)."""
+def traced_peak(call, *args, **kwargs) -> tuple[int, object]:
+    """(peak bytes allocated during ``call(*args, **kwargs)`` beyond what existed before, its
+    result)."""
     gc.collect()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
-        result = call()
+        result = call(*args, **kwargs)
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
@@ -70,7 +71,7 @@ def train_mnist_softmax(steps: int = 150, lr: float = 0.5, seed: int = 0):
     train, held = order[:8000], order[8000:]
     w = np.zeros((10, x.shape[1]))
     b = np.zeros(10)
-    for step in range(steps):
+    for _ in range(steps):
         batch = train[rng.integers(0, len(train), 500)]
         g = cg.cross_entropy_grad(x[batch] @ w.T + b, labels[batch].astype(np.int64))
         w -= lr * g.T @ x[batch]

@@ -184,39 +184,46 @@ def protected_spans(text: str) -> list[str]:
     return sorted(spans)
 
 
-def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem]:
-    """Every message of every page that the Chinese edition would show in English, or with its
-    math or code changed: compared against a fresh extraction in ``pot_dir``."""
+def _message_problem(message_id: str, entry) -> str | None:
+    """What is wrong with the catalogue's ``entry`` for the English ``message_id``, or None."""
+    if entry is None:
+        return "missing (run make po)"
+    if not entry.string:
+        return "untranslated"
+    if entry.fuzzy:
+        return "fuzzy"
+    if _LIST_MARKER.match(entry.string):
+        return ("starts like a numbered list item, so Sphinx would drop it: "
+                "write 1\\. for 1.")
+    if protected_spans(message_id) != protected_spans(entry.string):
+        return "math, code, a role or a link differs from the English"
+    return None
+
+
+def _page_problems(pot: Path, po: Path, rel: Path) -> list[Problem]:
+    """The problems of one page's catalogue ``po`` against its fresh template ``pot``."""
+    with pot.open("rb") as f:
+        wanted = [m for m in read_po(f) if m.id]
+    if not po.is_file():
+        return [Problem(str(rel), _short(m.id), "no catalogue") for m in wanted[:1]]
+    with po.open("rb") as f:
+        catalog = read_po(f)
     found: list[Problem] = []
-    for pot in sorted(pot_dir.rglob("*.pot")):
-        rel = pot.relative_to(pot_dir).with_suffix(".po")
-        po = catalogue_dir / rel
-        with pot.open("rb") as f:
-            wanted = [m for m in read_po(f) if m.id]
-        if not po.is_file():
-            found += [Problem(str(rel), _short(m.id), "no catalogue") for m in wanted[:1]]
-            continue
-        with po.open("rb") as f:
-            catalog = read_po(f)
-        if catalog.fuzzy:
-            found.append(Problem(str(rel), "", "its header is marked fuzzy (run make po)"))
-        for m in wanted:
-            entry = catalog.get(m.id)
-            if entry is None:
-                found.append(Problem(str(rel), _short(m.id), "missing (run make po)"))
-            elif not entry.string:
-                found.append(Problem(str(rel), _short(m.id), "untranslated"))
-            elif entry.fuzzy:
-                found.append(Problem(str(rel), _short(m.id), "fuzzy"))
-            elif _LIST_MARKER.match(entry.string):
-                found.append(Problem(str(rel), _short(m.id), "starts like a numbered list "
-                                     "item, so Sphinx would drop it: write 1\\. for 1."))
-            elif protected_spans(m.id) != protected_spans(entry.string):
-                found.append(Problem(str(rel), _short(m.id),
-                                     "math, code, a role or a link differs from the English"))
-        current = {m.id for m in wanted}
-        found += [Problem(str(rel), _short(m.id), "no longer in the English (run make po)")
-                  for m in catalog if m.id and m.id not in current]
+    if catalog.fuzzy:
+        found.append(Problem(str(rel), "", "its header is marked fuzzy (run make po)"))
+    for m in wanted:
+        what = _message_problem(m.id, catalog.get(m.id))
+        if what is not None:
+            found.append(Problem(str(rel), _short(m.id), what))
+    current = {m.id for m in wanted}
+    found += [Problem(str(rel), _short(m.id), "no longer in the English (run make po)")
+              for m in catalog if m.id and m.id not in current]
+    return found
+
+
+def _orphan_catalogues(pot_dir: Path, catalogue_dir: Path) -> list[Problem]:
+    """The catalogues (other than the theme's) of pages that no longer exist."""
+    found: list[Problem] = []
     for po in sorted(catalogue_dir.rglob("*.po")):
         if po.relative_to(catalogue_dir) == Path(THEME_CATALOGUE):
             continue
@@ -224,6 +231,16 @@ def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem
             found.append(Problem(str(po.relative_to(catalogue_dir)), "",
                                  "catalogue of a page that no longer exists (run make po)"))
     return found
+
+
+def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem]:
+    """Every message of every page that the Chinese edition would show in English, or with its
+    math or code changed: compared against a fresh extraction in ``pot_dir``."""
+    found: list[Problem] = []
+    for pot in sorted(pot_dir.rglob("*.pot")):
+        rel = pot.relative_to(pot_dir).with_suffix(".po")
+        found += _page_problems(pot, catalogue_dir / rel, rel)
+    return found + _orphan_catalogues(pot_dir, catalogue_dir)
 
 
 # --- the Chinese site -------------------------------------------------------------------------

@@ -65,7 +65,8 @@ def _split_directives(cells: list[dict]) -> list[dict]:
             out.append(cell)
             continue
         pieces, last = [], 0
-        for match in sorted([*_START.finditer(text), *_END.finditer(text)], key=lambda m: m.start()):
+        directives = sorted([*_START.finditer(text), *_END.finditer(text)], key=lambda m: m.start())
+        for match in directives:
             pieces += [text[last:match.start()], match.group(0)]
             last = match.end()
         pieces.append(text[last:])

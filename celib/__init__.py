@@ -10,7 +10,13 @@ The library behind the course book *Cross-Entropy, Executed*. One module per ide
 - :mod:`celib.targets` — ``check_targets``, a diagnostic for labels before training (chapter 7);
 - :mod:`celib.datasets` — an MNIST loader that checks every byte (chapter 7);
 - :mod:`celib.calibration` — calibration error, Brier score, temperature scaling and the focal
-  loss (chapter 8).
+  loss (chapter 8);
+- :mod:`celib.parallel` — vocab-parallel cross-entropy over ``torch.distributed``, the one
+  module that needs torch, which it imports inside its functions (chapter 9.1).
+
+:func:`get_num_threads` and :func:`set_num_threads` control the threads celib's row kernels
+share their blocks among (by default ``CELIB_NUM_THREADS``, else the CPUs this process may
+use); the results are the same bit for bit whatever the count.
 
 Only numpy is needed at import time. Typical use::
 
@@ -18,8 +24,9 @@ Only numpy is needed at import time. Typical use::
     loss = cf.cross_entropy(logits, target)
 """
 
-from . import calibration, datasets, functional, grad, info, naive, targets
+from . import calibration, datasets, functional, grad, info, naive, parallel, targets
+from ._kernels import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
-__all__ = ["calibration", "datasets", "functional", "grad", "info", "naive", "targets",
-           "__version__"]
+__all__ = ["calibration", "datasets", "functional", "grad", "info", "naive", "parallel",
+           "targets", "get_num_threads", "set_num_threads", "__version__"]

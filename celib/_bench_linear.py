@@ -4,7 +4,8 @@ celib._bench_linear``).
 Times :func:`celib.functional.linear_cross_entropy` (forward) and
 :func:`celib.grad.linear_cross_entropy_grad` with ``return_loss=True`` (the loss and the three
 gradients in one call; with its default schedule, which recomputes the logits, and with
-``schedule='fused'``, which does one matrix product fewer for a bigger scratch) against ``torch.nn.functional.linear_cross_entropy``
+``schedule='fused'``, which does one matrix product fewer for a bigger scratch) against
+``torch.nn.functional.linear_cross_entropy``
 (forward, and forward plus ``torch.autograd.grad`` with respect to the input and the weight) on
 its default path and on its chunked path (``options=torch.nn.LinearCrossEntropyOptions()``),
 in float32, on (N, D, V) = (2048, 256, 32000) and (1024, 512, 128256), with the same number of

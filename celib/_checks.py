@@ -12,7 +12,7 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -54,7 +54,7 @@ def logits_array(x: ArrayLike, name: str = "input") -> np.ndarray:
     raise ValueError(f"{name} must be a real floating array (logits), got dtype {a.dtype}")
 
 
-def float_dtype(dtype) -> np.dtype:
+def float_dtype(dtype: DTypeLike) -> np.dtype:
     """The ``dtype=`` argument of softmax and log_softmax: a numpy floating dtype."""
     try:
         dt = np.dtype(dtype)
@@ -110,7 +110,8 @@ def check_ignore_index(ignore_index: int) -> int:
 
 @dataclass(frozen=True)
 class CrossEntropyOptions:
-    """The options of a cross-entropy call, checked and normalised by :func:`cross_entropy_options`."""
+    """The options of a cross-entropy call, checked and normalised by
+    :func:`cross_entropy_options`."""
 
     weight: np.ndarray | None
     """Per-class weights of shape (C,) in the compute dtype, or None."""
@@ -132,7 +133,8 @@ def cross_entropy_options(num_classes: int, dtype: np.dtype, weight: ArrayLike |
     compute dtype the weights are converted to. The checks, in this order: reduction,
     label_smoothing, ignore_index, weight. Checks that depend on the target (its dtype, shape
     and bounds, ``ignore_index`` with probability targets) are separate:
-    :func:`check_index_target`, :func:`check_bounds`, :func:`refuse_ignore_index_with_probabilities`.
+    :func:`check_index_target`, :func:`check_bounds`,
+    :func:`refuse_ignore_index_with_probabilities`.
     """
     check_reduction(reduction)
     epsilon = check_label_smoothing(label_smoothing)
@@ -155,7 +157,8 @@ def class_count(x: np.ndarray) -> int:
     """C, the size of the class axis: axis 0 of a 1-D input, axis 1 otherwise (torch's rule)."""
     if x.ndim == 0:
         raise ValueError(
-            "input must have a class axis: shape (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array"
+            "input must have a class axis: shape (C,), (N, C) or (N, C, d1, ..., dK); "
+            "got a 0-d array"
         )
     return x.shape[0] if x.ndim == 1 else x.shape[1]
 
@@ -166,10 +169,12 @@ def check_weight(weight: ArrayLike | None, num_classes: int, dtype: np.dtype) ->
         return None
     w = np.asarray(weight)
     if w.dtype.kind not in "fiu":
-        raise ValueError(f"weight must be a real array of length C = {num_classes}, got dtype {w.dtype}")
+        raise ValueError(
+            f"weight must be a real array of length C = {num_classes}, got dtype {w.dtype}")
     if w.shape != (num_classes,):
         raise ValueError(
-            f"weight must have shape (C,) = ({num_classes},), one weight per class, got shape {w.shape}"
+            f"weight must have shape (C,) = ({num_classes},), one weight per class, "
+            f"got shape {w.shape}"
         )
     return w.astype(dtype, copy=False)
 
@@ -203,20 +208,23 @@ def check_index_target(target: np.ndarray, input_shape: tuple[int, ...],
         elif target.dtype.kind in "iu":
             hint = " Convert with target.astype(np.int64)."
         raise ValueError(
-            f"class-index targets must be int64 (or uint8), as in torch; got dtype {target.dtype}.{hint}"
+            f"class-index targets must be int64 (or uint8), as in torch; "
+            f"got dtype {target.dtype}.{hint}"
         )
     expected = index_target_shape(input_shape)
     if target.shape != expected:
         hint = ""
         if target.shape == expected + (1,):
-            hint = " A trailing axis of size 1 is not allowed: use target.reshape(-1) or target[:, 0]."
+            hint = (" A trailing axis of size 1 is not allowed: use target.reshape(-1) or "
+                    "target[:, 0].")
         raise ValueError(
             f"expected a class-index target of shape {expected} for input of shape {input_shape} "
             f"(the input's shape without the class axis), got shape {target.shape}.{hint}"
         )
 
 
-def check_bounds(target: np.ndarray, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+def check_bounds(target: np.ndarray, num_classes: int,
+                 ignore_index: int | None = None) -> np.ndarray:
     """Raise IndexError for a class index outside [0, C) that is not ``ignore_index``.
 
     Returns the boolean mask of ignored elements (all False when ``ignore_index`` is None).

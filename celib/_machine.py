@@ -22,17 +22,18 @@ numpy 2.4 names its dispatch targets by x86-64 level (``X86_V3`` is AVX2 and FMA
 anything. MKL and oneDNN do not report their instruction set on an AMD processor; the two
 variables are set for Intel readers, where they do change MKL's and oneDNN's kernels.
 
-Only numpy is imported at module level; torch and threadpoolctl are optional.
+Nothing but the standard library is imported at module level; torch and threadpoolctl are
+optional.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import platform
 import sys
 from dataclasses import dataclass
-
-import numpy as np
 
 __all__ = ["Machine", "describe", "check_forced"]
 
@@ -40,8 +41,9 @@ __all__ = ["Machine", "describe", "check_forced"]
 _NUMPY_SIMD_NAMES = {"X86_V3": "AVX2", "X86_V4": "AVX-512", "AVX512_ICL": "AVX-512 (Ice Lake)",
                      "AVX512_SPR": "AVX-512 FP16 (Sapphire Rapids)"}
 # What each level of the portability pass expects to see.
-_EXPECTED = {"baseline": {"numpy_top": None, "torch": "DEFAULT", "openblas": "Nehalem"},
-             "avx2": {"numpy_top": "X86_V3", "torch": "AVX2", "openblas": "Haswell"}}
+_EXPECTED: dict[str, dict[str, str | None]] = {
+    "baseline": {"numpy_top": None, "torch": "DEFAULT", "openblas": "Nehalem"},
+    "avx2": {"numpy_top": "X86_V3", "torch": "AVX2", "openblas": "Haswell"}}
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,10 @@ def _cpu_model() -> str:
 
 
 def _numpy_simd() -> tuple[str, ...]:
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    return tuple(name for name in __cpu_dispatch__ if __cpu_features__.get(name))
+    # numpy keeps its dispatch tables in a private module that has no type stubs
+    umath = importlib.import_module("numpy._core._multiarray_umath")
+    features: dict[str, bool] = umath.__cpu_features__
+    return tuple(name for name in umath.__cpu_dispatch__ if features.get(name))
 
 
 def _blas() -> tuple[str, ...]:
@@ -112,8 +116,7 @@ def describe() -> Machine:
 
 
 def _importable(name: str) -> bool:
-    from importlib.util import find_spec
-    return find_spec(name) is not None
+    return importlib.util.find_spec(name) is not None
 
 
 def check_forced(machine: Machine, isa: str, threads: int) -> list[str]:
@@ -137,7 +140,7 @@ def check_forced(machine: Machine, isa: str, threads: int) -> list[str]:
     if machine.torch_simd not in (None, want["torch"], "DEFAULT"):
         problems.append(f"torch's capability is {machine.torch_simd}, not {want['torch']}")
     openblas = [b for b in machine.blas if b.startswith("openblas")]
-    if openblas and want["openblas"] not in openblas[0]:
+    if openblas and str(want["openblas"]) not in openblas[0]:
         problems.append(f"numpy's BLAS runs {openblas[0]}, not {want['openblas']} kernels")
     return problems
 

@@ -126,7 +126,8 @@ def ulp_error(computed, hi, lo, dtype) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         overflows = (np.abs(hi) >= limit) | np.isinf(hi)
         rounded = np.where(overflows, np.copysign(np.inf, hi), hi)
-        err = np.abs((c - hi) - lo) / ulp(np.where(overflows, 0.0, hi), np.where(overflows, 0.0, lo), dtype)
+        exact_hi, exact_lo = np.where(overflows, 0.0, hi), np.where(overflows, 0.0, lo)
+        err = np.abs((c - hi) - lo) / ulp(exact_hi, exact_lo, dtype)
         err = np.where(np.isfinite(c), err, np.inf)
         err = np.where(overflows, np.where(c == rounded, 0.0, np.inf), err)
         err = np.where(np.isnan(c), np.inf, err)
@@ -214,7 +215,8 @@ def stress_cases(dtype, quick: bool = False) -> list[Case]:
     classes = (2, 3, 10, 100, 1000, 10000) if not quick else (2, 10, 1000)
     rows_for = (lambda c: 1 if c >= 10000 else (2 if c >= 1000 else 4)) if not quick else (
         lambda c: 1 if c >= 1000 else 3)
-    gaps = (1.0, 5.0, 17.0, 40.0, 80.0) if f32 else (1.0, 5.0, 17.0, 40.0, 200.0, 700.0)
+    gaps: tuple[float, ...] = (1.0, 5.0, 17.0, 40.0, 80.0) if f32 else (
+        1.0, 5.0, 17.0, 40.0, 200.0, 700.0)
     if quick:
         gaps = (5.0, 40.0, 80.0) if f32 else (5.0, 40.0, 700.0)
     huge = 1e30 if f32 else 1e300
@@ -268,7 +270,8 @@ def methods(available_only: bool = True) -> dict[str, dict]:
             "logsumexp": lambda x, t: cf.logsumexp(x, axis=1),
             "log_softmax": lambda x, t: cf.log_softmax(x, axis=1),
             "cross_entropy": lambda x, t: np.stack(
-                [cf.cross_entropy(x, t[:, j].astype(np.int64), reduction="none") for j in range(t.shape[1])],
+                [cf.cross_entropy(x, t[:, j].astype(np.int64), reduction="none")
+                 for j in range(t.shape[1])],
                 axis=1),
         },
     }
@@ -276,7 +279,7 @@ def methods(available_only: bool = True) -> dict[str, dict]:
         import torch
         import torch.nn.functional as F
     except ImportError:  # pragma: no cover - torch is a test dependency
-        torch = None
+        torch = None  # type: ignore[assignment]
     if torch is not None:
         def t_ce(x, t):
             tx = torch.from_numpy(np.ascontiguousarray(x))
@@ -332,7 +335,8 @@ def error_table(quick: bool = False, dtypes=DTYPES, which=None) -> dict:
     for dtype in dtypes:
         dtype = np.dtype(dtype)
         for case in stress_cases(dtype, quick=quick):
-            refs = [exact_row(row, targets) for row, targets in zip(case.logits, case.targets)]
+            refs = [exact_row(row, targets)
+                    for row, targets in zip(case.logits, case.targets, strict=True)]
             exact = {
                 name: np.stack([r[name] for r in refs], axis=1)  # (2, rows, ...)
                 for name in FUNCTIONS
@@ -377,10 +381,11 @@ def mean_overflow_table() -> list[dict]:
         import torch
         import torch.nn.functional as F
     except ImportError:  # pragma: no cover
-        torch = None
+        torch = None  # type: ignore[assignment]
     rows = []
     for name, logits, target in cases:
-        ref = [exact_row(r, [t])["cross_entropy"][0, 0] for r, t in zip(logits, target)]
+        ref = [exact_row(r, [t])["cross_entropy"][0, 0]
+               for r, t in zip(logits, target, strict=True)]
         true_mean = float(np.mean(np.asarray(ref, dtype=np.float64)))
         row = {"case": name, "true mean": true_mean,
                "celib": float(cf.cross_entropy(logits, target.astype(np.int64)))}
@@ -442,14 +447,18 @@ def format_table(table: dict, show_cases: bool = False, coarse: bool = False) ->
 
 def main(argv: list[str] | None = None) -> int:
     """Print the error table and the float32 'mean' overflow check; exit 1 if a target is missed."""
-    parser = argparse.ArgumentParser(prog="python -m celib.accuracy", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the smaller stress set used by the tests")
-    parser.add_argument("--cases", action="store_true", help="also print the case behind each worst error")
+    parser = argparse.ArgumentParser(prog="python -m celib.accuracy",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="the smaller stress set used by the tests")
+    parser.add_argument("--cases", action="store_true",
+                        help="also print the case behind each worst error")
     args = parser.parse_args(argv)
 
     table = error_table(quick=args.quick)
     print("Worst error in ulp against an exact reference (mpmath, 60 digits);")
-    print("0.5 is the correctly rounded result, inf a non-finite result where the exact one is finite.")
+    print("0.5 is the correctly rounded result, "
+          "inf a non-finite result where the exact one is finite.")
     print("cross_entropy is per sample (reduction='none'); scipy's is -log_softmax[y].")
     print("Left out: a float64 logsumexp close to 0, ill-conditioned for every method.\n")
     print(format_table(table, show_cases=args.cases))

@@ -48,6 +48,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -144,19 +145,23 @@ def make_input(shape: tuple[int, int], dtype: str, seed: int = 0) -> tuple[np.nd
     return x, rng.integers(0, c, size=n)
 
 
+Call = Callable[[], object]
+
+
 def _numpy_methods(function: str, x: np.ndarray, y: np.ndarray,
-                   others=("scipy", "sklearn")) -> dict:
+                   others: tuple[str, ...] = ("scipy", "sklearn")) -> dict[str, Call]:
     """The numpy implementations of ``function`` on (x, y): celib, and those of ``others``
     (scipy, sklearn) that are installed and have the function."""
     from . import functional as cf
     from . import grad as cg
 
-    calls = {
-        "logsumexp": {"celib": lambda: cf.logsumexp(x, axis=1)},
-        "log_softmax": {"celib": lambda: cf.log_softmax(x, axis=1)},
-        "cross_entropy": {"celib": lambda: cf.cross_entropy(x, y)},
-        "cross_entropy_grad": {"celib": lambda: cg.cross_entropy_grad(x, y)},
-    }[function]
+    celib: dict[str, Call] = {
+        "logsumexp": lambda: cf.logsumexp(x, axis=1),
+        "log_softmax": lambda: cf.log_softmax(x, axis=1),
+        "cross_entropy": lambda: cf.cross_entropy(x, y),
+        "cross_entropy_grad": lambda: cg.cross_entropy_grad(x, y),
+    }
+    calls = {"celib": celib[function]}
     try:
         import scipy.special as sp
     except ImportError:  # pragma: no cover
@@ -201,18 +206,20 @@ def _torch_call(function: str, x, y):
 
 class _OtherProcessesMeter:
     """The CPU time that other processes (and the hypervisor: steal) took while this block
-    ran, in cores: /proc/stat's busy time of the whole machine less this process's own CPU
-    time. None where /proc/stat does not exist."""
+    ran, in cores (``.cores``): /proc/stat's busy time of the whole machine less this
+    process's own CPU time. None where /proc/stat does not exist."""
 
-    def __enter__(self):
-        self.start = (time.perf_counter(), _machine_busy_s(), _own_cpu_s())
+    cores: float | None = None
+
+    def __enter__(self) -> _OtherProcessesMeter:
+        self.wall, self.busy, self.own = time.perf_counter(), _machine_busy_s(), _own_cpu_s()
         return self
 
-    def __exit__(self, *exc):
-        wall, busy, own = (b - a if a is not None else None for a, b in zip(
-            self.start, (time.perf_counter(), _machine_busy_s(), _own_cpu_s())))
-        self.cores = None if busy is None else max(0.0, (busy - own) / wall)
-        return False
+    def __exit__(self, *exc: object) -> None:
+        busy = _machine_busy_s()
+        if busy is not None and self.busy is not None:
+            others = (busy - self.busy) - (_own_cpu_s() - self.own)
+            self.cores = max(0.0, others / (time.perf_counter() - self.wall))
 
 
 def _machine_busy_s() -> float | None:
@@ -423,7 +430,7 @@ def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
         configs = [(r.function, r.dtype, r.shape[0], r.shape[1]) for r in results]
         rises = torch_peak_rss(configs, threads)
         if rises is not None:
-            for r, rise in zip(results, rises):
+            for r, rise in zip(results, rises, strict=True):
                 r.memory["torch"] = rise / (r.shape[0] * r.shape[1] * np.dtype(r.dtype).itemsize)
     return Report(machine, load_before, _load_average(), results)
 

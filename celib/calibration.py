@@ -381,15 +381,7 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
     >>> round(T, 6), round(float(1 / (1 + np.exp(-4 / T))), 6)
     (3.640957, 0.75)
     """
-    z = _checks.float_array(logits, "logits")
-    if z.ndim != 2 or z.shape[0] == 0:
-        raise ValueError(f"logits must have shape (N, C) with N >= 1, got {z.shape}")
-    if z.shape[1] < 2:
-        raise ValueError(f"temperature scaling needs at least 2 classes, got C = {z.shape[1]}")
-    z = z.astype(np.float64)
-    if not np.all(np.isfinite(z)):
-        raise ValueError("logits must be finite (found inf or nan)")
-    y = _labels(labels, z.shape[0], z.shape[1], "logits")
+    z, y = _temperature_problem(logits, labels)
     if not (isinstance(rtol, numbers.Real) and 1e-15 <= rtol < 1):
         raise ValueError(f"rtol must be a number in [1e-15, 1), got {rtol!r}")
     if _nll_slope(z, y, 0.0) >= 0:
@@ -399,6 +391,25 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
     if np.all(true_is_max):
         raise ValueError("every label already has the largest logit: the NLL decreases as "
                          "T -> 0, so no finite T minimises it")
+    return 1.0 / _bisect_slope_zero(z, y, float(rtol))
+
+
+def _temperature_problem(logits: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """fit_temperature's logits as finite float64 (N, C), C >= 2, and its labels, checked."""
+    z = _checks.float_array(logits, "logits")
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"logits must have shape (N, C) with N >= 1, got {z.shape}")
+    if z.shape[1] < 2:
+        raise ValueError(f"temperature scaling needs at least 2 classes, got C = {z.shape[1]}")
+    z = z.astype(np.float64)
+    if not np.all(np.isfinite(z)):
+        raise ValueError("logits must be finite (found inf or nan)")
+    return z, _labels(labels, z.shape[0], z.shape[1], "logits")
+
+
+def _bisect_slope_zero(z: np.ndarray, y: np.ndarray, rtol: float) -> float:
+    """The β > 0 where the NLL's slope changes sign: bracketed by doubling, then bisected to a
+    relative width of ``rtol`` (the midpoint of the last bracket)."""
     lo, hi = 1.0, 1.0
     while _nll_slope(z, y, hi) < 0:
         lo, hi = hi, 2.0 * hi
@@ -416,7 +427,7 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
             lo = mid
         else:
             hi = mid
-    return 1.0 / (0.5 * (lo + hi))
+    return 0.5 * (lo + hi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,7 +466,7 @@ def _focal_parts(input: ArrayLike, target: ArrayLike, gamma: float, alpha, reduc
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
-               alpha: ArrayLike | None = None, reduction: str = "mean"):
+               alpha: ArrayLike | None = None, reduction: str = "mean") -> np.ndarray | np.floating:
     """Focal loss of Lin et al. (2017), :math:`-\\alpha_y (1 - p_t)^\\gamma \\log p_t`, from logits.
 
     Parameters

@@ -112,7 +112,7 @@ class MNISTError(ValueError):
         self.path = path
         self.problem = problem
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         # The default pickling would call __init__ with the formatted message only.
         return (type(self), (self.path, self.problem))
 
@@ -135,7 +135,7 @@ class MNISTDownloadError(MNISTError):
         written = f"\nnothing was written to {Path(path).parent}"
         super().__init__(path, f"download failed from every mirror:{listing}{written}")
 
-    def __reduce__(self) -> tuple[type, tuple[str, list[tuple[str, str]]]]:
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return (type(self), (self.path, self.failures))
 
 
@@ -583,7 +583,7 @@ def stratified_split(
     for size in sizes:
         left = np.array([len(pool) for pool in pools]) - taken
         counts = _largest_remainder(size, left.astype(np.float64)) if size else 0 * left
-        parts.append(np.sort(np.concatenate(
-            [pool[t:t + k] for pool, t, k in zip(pools, taken, counts)])).astype(np.int64))
+        chosen = [pool[t:t + k] for pool, t, k in zip(pools, taken, counts, strict=True)]
+        parts.append(np.sort(np.concatenate(chosen)).astype(np.int64))
         taken += counts
     return tuple(parts)

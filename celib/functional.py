@@ -32,7 +32,7 @@ only a small *absolute* error.) Speed and memory against torch are measured by
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _checks, _kernels
 
@@ -205,7 +205,7 @@ def _softmax_family(x: ArrayLike, axis: int, dtype, kernel) -> np.ndarray:
     return _from_last_axis(out, rest, axis)
 
 
-def log_softmax(x: ArrayLike, axis: int = -1, dtype=None) -> np.ndarray:
+def log_softmax(x: ArrayLike, axis: int = -1, dtype: DTypeLike | None = None) -> np.ndarray:
     """Logarithm of the softmax, :math:`x_i - \\log\\sum_j e^{x_j}`, computed stably.
 
     Same as ``torch.nn.functional.log_softmax(x, dim=axis, dtype=dtype)``. This, not
@@ -263,7 +263,7 @@ def log_softmax(x: ArrayLike, axis: int = -1, dtype=None) -> np.ndarray:
     return _softmax_family(x, axis, dtype, _kernels.log_softmax_rows)
 
 
-def softmax(x: ArrayLike, axis: int = -1, dtype=None) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1, dtype: DTypeLike | None = None) -> np.ndarray:
     """Softmax, :math:`e^{x_i} / \\sum_j e^{x_j}`, computed without overflow.
 
     Same as ``torch.nn.functional.softmax(x, dim=axis, dtype=dtype)``.
@@ -359,12 +359,14 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> np.ndarray:
     n = int(num_classes)
     if n == -1:
         if t.size == 0:
-            raise ValueError("num_classes=-1 cannot be inferred from an empty array of labels; pass C")
+            raise ValueError(
+                "num_classes=-1 cannot be inferred from an empty array of labels; pass C")
         if int(t.min()) < 0:
             _checks.check_bounds(t, int(t.max()) + 1)
         n = int(t.max()) + 1
     elif n < 0:
-        raise ValueError(f"num_classes must be a positive number of classes or -1 (infer), got {num_classes}")
+        raise ValueError("num_classes must be a positive number of classes or -1 (infer), "
+                         f"got {num_classes}")
     _checks.check_bounds(t, n)
     return (t[..., None] == np.arange(n)).astype(np.int64)
 
@@ -415,7 +417,7 @@ def _is_probability_target(target: np.ndarray, input_shape: tuple[int, ...]) -> 
 
 
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
-             ignore_index: int = -100, reduction: str = "mean"):
+             ignore_index: int = -100, reduction: str = "mean") -> np.ndarray | np.floating:
     """Negative log-likelihood loss on log-probabilities, like ``torch.nn.functional.nll_loss``.
 
     It only *gathers*: element i contributes :math:`-w_{y_i}\\,\\text{input}_{i, y_i}`. It takes
@@ -497,7 +499,8 @@ def _nll_rows(rows: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_inde
 
 
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
-                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> np.ndarray | np.floating:
     """Cross-entropy between logits and a target, like ``torch.nn.functional.cross_entropy``.
 
     Takes *logits* (raw scores, not probabilities): it applies log-softmax itself. The target is
@@ -555,7 +558,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
 
     both sums over non-ignored elements; if every target is ignored, 'mean' gives ``nan``, as
     in torch. For probability targets :math:`p` (smoothed to
-    :math:`(1-\\varepsilon)p + \\varepsilon/C`), :math:`\\ell_i = -\\sum_c w_c p_{i,c} \\log q_{i,c}`
+    :math:`(1-\\varepsilon)p + \\varepsilon/C`),
+    :math:`\\ell_i = -\\sum_c w_c p_{i,c} \\log q_{i,c}`
     and 'mean' divides by the number of elements. One-hot float targets therefore give the
     index-target loss only without weights.
 
@@ -591,15 +595,15 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
 
     if _is_probability_target(t, x.shape):
         _checks.refuse_ignore_index_with_probabilities(opts.ignore_index)
-        log_p = log_softmax(_rows(work), axis=1)
-        q = _rows(t.astype(work.dtype, copy=False))
+        log_q = log_softmax(_rows(work), axis=1)  # the model's log-probabilities
+        p = _rows(t.astype(work.dtype, copy=False))  # the target
         if epsilon > 0:
-            q = q * (1 - epsilon) + epsilon / num_classes
-        wq = q if w is None else q * w
+            p = p * (1 - epsilon) + epsilon / num_classes
+        wp = p if w is None else p * w
         with np.errstate(invalid="ignore"):  # 0 · (-inf) only where a logit is -inf
-            per_element = -np.sum(wq * log_p, axis=1)
+            per_element = -np.sum(wp * log_q, axis=1)
         shape = _checks.index_target_shape(x.shape)
-        return _reduce(per_element, float(log_p.shape[0]), reduction, shape, x.dtype)
+        return _reduce(per_element, float(log_q.shape[0]), reduction, shape, x.dtype)
 
     _checks.check_index_target(t, x.shape)
     flat = t.reshape(-1)
@@ -617,7 +621,8 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
                                      weight: ArrayLike | None = None, reduction: str = "mean",
-                                     pos_weight: ArrayLike | None = None):
+                                     pos_weight: ArrayLike | None = None,
+                                     ) -> np.ndarray | np.floating:
     """Sigmoid + binary cross-entropy in one stable step, like
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -694,12 +699,14 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
     return _reduce(loss, float(loss.size), reduction, x.shape, x.dtype)
 
 
-def _broadcast_weight(weight: ArrayLike, shape: tuple[int, ...], dtype: np.dtype, name: str) -> np.ndarray:
+def _broadcast_weight(weight: ArrayLike, shape: tuple[int, ...], dtype: np.dtype,
+                      name: str) -> np.ndarray:
     w = np.asarray(weight, dtype=dtype)
     try:
         np.broadcast_shapes(w.shape, shape)
     except ValueError:
-        raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input's shape {shape}") from None
+        raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input's "
+                         f"shape {shape}") from None
     if np.broadcast_shapes(w.shape, shape) != tuple(shape):
         raise ValueError(f"{name} of shape {w.shape} would enlarge the input's shape {shape}")
     return w

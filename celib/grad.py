@@ -12,7 +12,7 @@ Chapter 6 (Gradients) derives it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -173,7 +173,8 @@ def softmax_jacobian(z: ArrayLike) -> np.ndarray:
     """
     a = _checks.float_array(z, "z")
     if a.ndim != 1:
-        raise ValueError(f"softmax_jacobian takes one logit vector of shape (C,), got shape {a.shape}")
+        raise ValueError(
+            f"softmax_jacobian takes one logit vector of shape (C,), got shape {a.shape}")
     s = softmax(a)
     return np.diag(s) - np.outer(s, s)
 

@@ -51,7 +51,7 @@ def _output(value: np.ndarray, dtype: np.dtype):
     return value[()] if value.ndim == 0 else value
 
 
-def entropy(p: ArrayLike, axis: int = -1, base: float | None = None):
+def entropy(p: ArrayLike, axis: int = -1, base: float | None = None) -> np.ndarray | np.floating:
     """Shannon entropy :math:`H(p) = -\\sum_c p_c \\log p_c`.
 
     Parameters
@@ -92,7 +92,8 @@ def entropy(p: ArrayLike, axis: int = -1, base: float | None = None):
     return _output(_in_base(0.0 - np.sum(terms, axis=axis), base), a.dtype)
 
 
-def cross_entropy(p: ArrayLike, q: ArrayLike, axis: int = -1, base: float | None = None):
+def cross_entropy(p: ArrayLike, q: ArrayLike, axis: int = -1,
+                  base: float | None = None) -> np.ndarray | np.floating:
     """Cross-entropy :math:`H(p, q) = -\\sum_c p_c \\log q_c` of two distributions.
 
     Not to be confused with :func:`celib.functional.cross_entropy`, the loss, which takes
@@ -137,7 +138,8 @@ def cross_entropy(p: ArrayLike, q: ArrayLike, axis: int = -1, base: float | None
     return _output(_in_base(-np.sum(terms, axis=axis), base), dtype)
 
 
-def kl_divergence(p: ArrayLike, q: ArrayLike, axis: int = -1, base: float | None = None):
+def kl_divergence(p: ArrayLike, q: ArrayLike, axis: int = -1,
+                  base: float | None = None) -> np.ndarray | np.floating:
     """Kullback-Leibler divergence :math:`D_{KL}(p\\|q) = \\sum_c p_c \\log(p_c / q_c)`.
 
     Parameters

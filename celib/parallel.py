@@ -38,10 +38,16 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable, Iterator
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
 
 from . import _checks
+
+if TYPE_CHECKING:  # torch is imported inside the functions that need it
+    import torch
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
 
 __all__ = [
     "shard_bounds",
@@ -253,7 +259,7 @@ def _prepare(logits, target, vocab_size, weight, ignore_index, reduction, label_
             epsilon, group)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _autograd_function():
     """The torch.autograd.Function, built on first use so that torch is imported lazily."""
     import torch
@@ -333,9 +339,10 @@ def _autograd_function():
     return VocabParallelCrossEntropy
 
 
-def vocab_parallel_cross_entropy(logits, target, vocab_size: int, *, weight=None,
-                                 ignore_index: int = -100, reduction: str = "mean",
-                                 label_smoothing: float = 0.0, group=None):
+def vocab_parallel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, vocab_size: int, *,
+                                 weight: torch.Tensor | None = None, ignore_index: int = -100,
+                                 reduction: str = "mean", label_smoothing: float = 0.0,
+                                 group: dist.ProcessGroup | None = None) -> torch.Tensor:
     """Cross-entropy of logits split along the vocabulary across the ranks of a process group.
 
     Each rank calls it with its own shard of the logits and the same ``target``; every rank
@@ -442,7 +449,9 @@ def vocab_parallel_cross_entropy(logits, target, vocab_size: int, *, weight=None
     return out.reshape(target.shape) if reduction == "none" else out
 
 
-def naive_vocab_parallel_cross_entropy(logits, target, vocab_size: int, *, group=None):
+def naive_vocab_parallel_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
+                                       vocab_size: int, *,
+                                       group: dist.ProcessGroup | None = None) -> torch.Tensor:
     """The mistake: vocab-parallel cross-entropy written with plain ``dist.all_reduce`` calls.
 
     Same forward value as :func:`vocab_parallel_cross_entropy` (mean over the rows, no options)
@@ -516,8 +525,10 @@ def naive_vocab_parallel_cross_entropy(logits, target, vocab_size: int, *, group
     return nll.mean()
 
 
-def megatron_vocab_parallel_cross_entropy(logits, target, *, label_smoothing: float = 0.0,
-                                          group=None):
+def megatron_vocab_parallel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *,
+                                          label_smoothing: float = 0.0,
+                                          group: dist.ProcessGroup | None = None,
+                                          ) -> torch.Tensor:
     """Megatron-LM's vocab-parallel loss, label smoothing included: per-token, forward only.
 
     A re-implementation (not a copy) of the forward of ``vocab_parallel_cross_entropy`` in
@@ -677,7 +688,8 @@ def _stop(context) -> None:
         process.join(5)
 
 
-def _failure(folder: str, world_size: int, error: Exception) -> str:
+def _failure(folder: str, world_size: int,
+             error: mp.ProcessRaisedException | mp.ProcessExitedException) -> str:
     """The message for a failed run: the traceback of the rank that failed first."""
     reports = []
     for rank in range(world_size):

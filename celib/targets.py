@@ -1,4 +1,5 @@
-"""Check class-index targets before training: the mistakes that cost an afternoon, caught in one call.
+"""Check class-index targets before training: the mistakes that cost an afternoon, caught in one
+call.
 
 A class-index target for ``cross_entropy`` is an ``int64`` (or ``uint8``) array of values in
 ``[0, C)``, with the logits' shape minus the class axis. Labels often arrive in some other form:
@@ -96,7 +97,7 @@ class _Problems:
 
 def _list_values(values: np.ndarray, counts: np.ndarray) -> str:
     shown = [f"{int(v)} ({_plural(int(c), 'target')})"
-             for v, c in zip(values[:_MAX_LISTED], counts[:_MAX_LISTED])]
+             for v, c in zip(values[:_MAX_LISTED], counts[:_MAX_LISTED], strict=True)]
     more = len(values) - _MAX_LISTED
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
@@ -105,7 +106,8 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {plural or word + 's'}"
 
 
-def _looks_like_rows_of_classes(t: np.ndarray, num_classes: int, input_shape: tuple[int, ...] | None) -> bool:
+def _looks_like_rows_of_classes(t: np.ndarray, num_classes: int,
+                                input_shape: tuple[int, ...] | None) -> bool:
     """Whether ``t`` is (N, C) data meant as one row per sample (one-hot, multi-hot, probabilities).
 
     With the logits' shape known the rule is torch's: a target of the input's shape holds one
@@ -153,7 +155,8 @@ def _rows_message(t: np.ndarray, num_classes: int) -> str:
         )
     else:
         what = "like one value per class"
-        fix = f"Class-index targets hold one integer in [0, {num_classes}) per sample, shape {index_shape}."
+        fix = (f"Class-index targets hold one integer in [0, {num_classes}) per sample, "
+               f"shape {index_shape}.")
     return (
         f"target of shape {shape} has one entry per class (C = {num_classes}): it looks "
         f"{what}, not class indices. {fix}"
@@ -166,7 +169,8 @@ def _dtype_problem(t: np.ndarray) -> str | None:
         return None
     torch_name = {
         "float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char",
-        "int16": "Short", "int32": "Int", "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
+        "int16": "Short", "int32": "Int", "uint16": "UInt16", "uint32": "UInt32",
+        "uint64": "UInt64",
     }.get(t.dtype.name, t.dtype.name)
     if t.dtype.kind == "f":
         return (
@@ -331,7 +335,8 @@ def _check_num_classes(num_classes: int) -> int:
             raise TypeError
         c = operator.index(num_classes)
     except TypeError:
-        raise ValueError(f"num_classes must be an integer (the number of logits), got {num_classes!r}") from None
+        raise ValueError("num_classes must be an integer (the number of logits), "
+                         f"got {num_classes!r}") from None
     if c < 1:
         raise ValueError(f"num_classes must be at least 1, got {c}")
     return c
@@ -343,7 +348,8 @@ def _check_input(input: Any, c: int) -> tuple[int, ...] | None:
         return None
     input_shape = tuple(int(s) for s in np.shape(input))
     if len(input_shape) == 0:
-        raise ValueError("input must have a class axis: shape (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array")
+        raise ValueError("input must have a class axis: shape (C,), (N, C) or "
+                         "(N, C, d1, ..., dK); got a 0-d array")
     input_c = _checks.class_count(np.empty(input_shape, dtype=np.uint8))
     if input_c != c:
         raise ValueError(
@@ -358,9 +364,9 @@ def _check_value_kind(t: np.ndarray) -> None:
     """Only real numbers can be class indices: booleans and non-numbers are refused."""
     if t.dtype.kind == "b":
         raise ValueError(
-            f"boolean target (dtype bool): class indices are integers. For two classes use "
-            f"target.astype(np.int64) with num_classes = 2 (logits of shape (N, 2)); for one "
-            f"logit per sample use binary_cross_entropy_with_logits with target.astype(np.float32)."
+            "boolean target (dtype bool): class indices are integers. For two classes use "
+            "target.astype(np.int64) with num_classes = 2 (logits of shape (N, 2)); for one "
+            "logit per sample use binary_cross_entropy_with_logits with target.astype(np.float32)."
         )
     if t.dtype.kind not in "iuf":
         raise ValueError(f"class indices must be integers, got dtype {t.dtype}")
@@ -477,7 +483,8 @@ def _warn_missing(missing: tuple[int, ...], kept: np.ndarray, c: int) -> None:
     if len(missing) > _MAX_LISTED * 2:
         listed += f" and {len(missing) - _MAX_LISTED * 2} more"
     message = (
-        f"{_plural(len(missing), 'class', 'classes')} of {c} never occur{'s' if len(missing) == 1 else ''} "
+        f"{_plural(len(missing), 'class', 'classes')} of {c} "
+        f"never occur{'s' if len(missing) == 1 else ''} "
         f"among the {len(kept)} targets: {listed}."
     )
     high = int(kept.max())

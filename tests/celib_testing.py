@@ -173,8 +173,8 @@ def make_weight(rng, C, dtype):
     return rng.uniform(0.2, 2.0, size=C).astype(dtype)
 
 
-def celib_kwargs(weight=None, ignore_index=NOT_GIVEN, reduction=NOT_GIVEN, label_smoothing=NOT_GIVEN,
-                 pos_weight=None):
+def celib_kwargs(weight=None, ignore_index=NOT_GIVEN, reduction=NOT_GIVEN,
+                 label_smoothing=NOT_GIVEN, pos_weight=None):
     kw = {}
     if weight is not None:
         kw["weight"] = weight

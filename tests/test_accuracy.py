@@ -155,7 +155,7 @@ def test_stress_cases_are_deterministic_and_cover_the_families():
         a = acc.stress_cases(dtype, quick=True)
         b = acc.stress_cases(dtype, quick=True)
         assert [c.name for c in a] == [c.name for c in b]
-        for ca, cb in zip(a, b):
+        for ca, cb in zip(a, b, strict=True):
             np.testing.assert_array_equal(ca.logits, cb.logits)
             np.testing.assert_array_equal(ca.targets, cb.targets)
             assert ca.logits.dtype == dtype

@@ -746,7 +746,7 @@ def test_stratified_split_two_parts_of_everything(case: tuple[np.ndarray, list[i
     k = sizes[0]
     parts = stratified_split(labels, [k, n - k], seed=seed)
     share = np.bincount(labels) / n
-    for part, size in zip(parts, (k, n - k)):
+    for part, size in zip(parts, (k, n - k), strict=True):
         counts = np.bincount(labels[part], minlength=len(share))
         assert np.all(np.abs(counts - size * share) < 1)
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(n))
@@ -767,7 +767,7 @@ def test_stratified_split_is_deterministic_and_seeded() -> None:
     a = stratified_split(labels, [300, 150], seed=7)
     b = stratified_split(labels.tolist(), [300, 150], seed=7)   # a list works too
     c = stratified_split(labels, [300, 150], seed=8)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], c[0])
     # The class counts come from the data alone; only which examples is up to the seed.
     assert np.array_equal(np.bincount(labels[a[0]], minlength=10),

@@ -33,7 +33,8 @@ ZERO_D_VALUES = [3.0, -2.5, 0.0, 1e30, np.inf, -np.inf, np.nan]
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_logsumexp_of_a_0d_array_is_the_number_itself(dtype, value, axis, keepdims):
     x = np.array(value, dtype=dtype)
-    ref = torch_result(torch.logsumexp(torch.tensor(value, dtype=torch.float64), axis, keepdim=keepdims))
+    ref = torch_result(torch.logsumexp(torch.tensor(value, dtype=torch.float64), axis,
+                                       keepdim=keepdims))
     got = cf.logsumexp(x, axis=axis, keepdims=keepdims)
     assert got.shape == ref.shape == () and got.dtype == dtype
     np.testing.assert_array_equal(got, ref.astype(dtype))
@@ -73,10 +74,12 @@ def test_axis_out_of_range_is_a_value_error(fn):
 def test_integer_logits_are_read_as_float64():
     out = cf.softmax([1, 2, 3])
     assert out.dtype == np.float64
-    np.testing.assert_allclose(out, torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0).numpy())
+    ref = torch.softmax(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 0)
+    np.testing.assert_allclose(out, ref.numpy())
 
 
-@pytest.mark.parametrize("bad", [np.array([True, False]), np.array([1 + 2j, 3j])], ids=["bool", "complex"])
+@pytest.mark.parametrize("bad", [np.array([True, False]), np.array([1 + 2j, 3j])],
+                         ids=["bool", "complex"])
 def test_non_real_logits_are_refused(bad):
     with pytest.raises(ValueError, match="real floating array"):
         cf.softmax(bad)
@@ -94,8 +97,10 @@ def test_weight_of_a_non_real_dtype_is_refused():
 
 def test_bce_pos_weight_that_would_enlarge_the_input_is_refused():
     with pytest.raises(RuntimeError, match="broadcast"):  # torch refuses it too
-        F.binary_cross_entropy_with_logits(torch.zeros(3), torch.zeros(3), pos_weight=torch.ones(2, 3))
-    with pytest.raises(ValueError, match=r"pos_weight of shape \(2, 3\) would enlarge the input's shape \(3,\)"):
+        F.binary_cross_entropy_with_logits(torch.zeros(3), torch.zeros(3),
+                                           pos_weight=torch.ones(2, 3))
+    message = r"pos_weight of shape \(2, 3\) would enlarge the input's shape \(3,\)"
+    with pytest.raises(ValueError, match=message):
         cf.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(3), pos_weight=np.ones((2, 3)))
 
 
@@ -117,7 +122,8 @@ def test_cross_entropy_with_no_classes_and_every_target_ignored_matches_torch(dt
         for reduction in ("none", "sum"):
             ref = getattr(F, name)(torch.zeros(3, 0, dtype=torch.float64), torch.tensor([-100] * 3),
                                    reduction=reduction)
-            got = getattr(cf, name)(np.zeros((3, 0), dtype), np.array([-100] * 3), reduction=reduction)
+            got = getattr(cf, name)(np.zeros((3, 0), dtype), np.array([-100] * 3),
+                                    reduction=reduction)
             np.testing.assert_array_equal(got, ref.numpy())
 
 

@@ -183,7 +183,8 @@ def test_index_target_of_input_shape_refused(fn):
         fn(X, np.zeros((3, 4), dtype=np.int64))
 
 
-@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad], ids=["cross_entropy", "grad"])
+@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad],
+                         ids=["cross_entropy", "grad"])
 def test_float_target_of_other_shape(fn):
     with pytest.raises(ValueError) as ei:
         fn(X, np.full((3, 5), 0.2))
@@ -228,12 +229,14 @@ ALL_REDUCING = LOSSES + [
 def test_unknown_reduction(fn, reduction):
     with pytest.raises(ValueError) as ei:
         fn(X, np.array([0, 1, 2]), reduction=reduction)
-    assert_msg(ei, re.escape(repr(reduction)) + "|" + re.escape(str(reduction)) if reduction else r".")
+    pattern = re.escape(repr(reduction)) + "|" + re.escape(str(reduction)) if reduction else r"."
+    assert_msg(ei, pattern)
     assert_msg(ei, r"mean")  # names the valid choices
 
 
 @pytest.mark.parametrize("ls", [-0.1, 1.5, 2.0, float("nan"), float("inf")])
-@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad], ids=["cross_entropy", "grad"])
+@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad],
+                         ids=["cross_entropy", "grad"])
 def test_label_smoothing_outside_unit_interval(fn, ls):
     with pytest.raises(ValueError) as ei:
         fn(X, np.array([0, 1, 2]), label_smoothing=ls)
@@ -245,7 +248,8 @@ def test_label_smoothing_outside_unit_interval(fn, ls):
 
 
 @pytest.mark.parametrize("fn", LOSS_FNS + [cf.cross_entropy], ids=LOSS_IDS + ["cross_entropy_prob"])
-@pytest.mark.parametrize("w", [np.ones(3), np.ones(5), np.ones((1, 4)), np.ones((4, 1)), np.ones(())])
+@pytest.mark.parametrize("w", [np.ones(3), np.ones(5), np.ones((1, 4)), np.ones((4, 1)),
+                               np.ones(())])
 def test_weight_of_wrong_length(fn, w):
     target = np.full((3, 4), 0.25) if fn is cf.cross_entropy else np.array([0, 1, 2])
     with pytest.raises(ValueError) as ei:
@@ -254,7 +258,8 @@ def test_weight_of_wrong_length(fn, w):
 
 
 @pytest.mark.parametrize("ign", [0, 1, 3, 7])
-@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad], ids=["cross_entropy", "grad"])
+@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad],
+                         ids=["cross_entropy", "grad"])
 def test_probability_targets_refuse_ignore_index(fn, ign):
     # torch: "ignore_index is not supported for floating point target" for any ignore_index
     # >= 0 (a negative one is accepted: see test_functional)
@@ -322,7 +327,8 @@ def test_integer_logits_are_refused_like_torch(fn, int_dtype):
 
 @pytest.mark.parametrize("ls", ["0.1", None, True, np.array([0.1]), [0.1]],
                          ids=["str", "None", "bool", "array", "list"])
-@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad], ids=["cross_entropy", "grad"])
+@pytest.mark.parametrize("fn", [cf.cross_entropy, cg.cross_entropy_grad],
+                         ids=["cross_entropy", "grad"])
 def test_label_smoothing_that_is_not_a_number(fn, ls):
     with pytest.raises(ValueError) as ei:
         fn(X, np.array([0, 1, 2]), label_smoothing=ls)
@@ -369,7 +375,8 @@ def test_softmax_dtype_must_be_floating(fn, dt):
         fn(X, dtype=dt)
 
 
-@pytest.mark.parametrize("bad", [np.array([1 + 2j, 3j]), np.array(["a", "b"])], ids=["complex", "str"])
+@pytest.mark.parametrize("bad", [np.array([1 + 2j, 3j]), np.array(["a", "b"])],
+                         ids=["complex", "str"])
 def test_softmax_dtype_does_not_cast_non_real_input(bad):
     with pytest.raises(ValueError, match="real floating array"):
         cf.softmax(bad, dtype=np.float64)
@@ -404,8 +411,8 @@ def test_cross_entropy_options_is_the_one_place_for_the_option_checks():
     assert (opts.ignore_index, opts.reduction, opts.label_smoothing) == (2, "sum", 0.5)
     assert type(opts.ignore_index) is int and type(opts.label_smoothing) is float
     defaults = _checks.cross_entropy_options(3, np.dtype(np.float64))
-    assert (defaults.weight, defaults.ignore_index, defaults.reduction, defaults.label_smoothing) == (
-        None, -100, "mean", 0.0)
+    assert (defaults.weight, defaults.ignore_index, defaults.reduction,
+            defaults.label_smoothing) == (None, -100, "mean", 0.0)
     for kw in ({"reduction": "avg"}, {"label_smoothing": "0.1"}, {"ignore_index": 1.5},
                {"weight": np.ones(2)}):
         for fn in (cf.cross_entropy, cg.cross_entropy_grad):

@@ -136,7 +136,8 @@ def test_logsumexp_all_minus_inf_and_plus_inf():
 def test_logsumexp_empty_axis_is_minus_inf():
     # torch: logsumexp over an empty dimension is -inf (log of an empty sum)
     got = cf.logsumexp(np.zeros((3, 0)), axis=-1)
-    assert_close(got, torch_np(torch.logsumexp(torch.zeros(3, 0, dtype=torch.float64), -1)), np.float64)
+    ref = torch_np(torch.logsumexp(torch.zeros(3, 0, dtype=torch.float64), -1))
+    assert_close(got, ref, np.float64)
 
 
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
@@ -150,7 +151,8 @@ def test_softmax_nontrivial_strides(rng, dtype):
     base = make_logits(rng, (6, 8), dtype)
     for x in (base.T, base[::2, ::3], np.asfortranarray(base)):
         assert_close(cf.softmax(x, axis=0), torch_np(torch.softmax(to_torch64(x), 0)), dtype)
-        assert_close(cf.log_softmax(x, axis=1), torch_np(torch.log_softmax(to_torch64(x), 1)), dtype)
+        assert_close(cf.log_softmax(x, axis=1), torch_np(torch.log_softmax(to_torch64(x), 1)),
+                     dtype)
 
 
 # logsumexp over several axes at once, as torch.logsumexp(x, dim=(...)) and numpy reductions
@@ -186,7 +188,8 @@ def test_logsumexp_over_a_tuple_of_axes_of_a_transposed_array(rng, dtype):
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_logsumexp_over_an_empty_tuple_of_axes_is_minus_inf(dtype, keepdims):
     x = np.zeros((2, 0, 4), dtype=dtype)
-    ref = torch_np(torch.logsumexp(torch.zeros(2, 0, 4, dtype=torch.float64), (1, 2), keepdim=keepdims))
+    ref = torch_np(torch.logsumexp(torch.zeros(2, 0, 4, dtype=torch.float64), (1, 2),
+                                   keepdim=keepdims))
     got = cf.logsumexp(x, axis=(1, 2), keepdims=keepdims)
     assert_close(got, ref, dtype)
     assert np.all(got == -np.inf)
@@ -372,7 +375,8 @@ def test_softmax_relative_accuracy(z):
     exact = _exact_log_softmax(z)[0]
     got = cf.softmax(z)
     exact_p = np.array([mpmath.exp(v) for v in exact], dtype=object)
-    rel = np.array([float(abs(mpmath.mpf(float(g)) - e) / e) for g, e in zip(got, exact_p)])
+    rel = np.array([float(abs(mpmath.mpf(float(g)) - e) / e)
+                    for g, e in zip(got, exact_p, strict=True)])
     # exp of a value of magnitude <= 40 loses at most |a| * 2**-53 ~ 5e-15 relative
     assert np.all(rel <= 1e-14), rel
 
@@ -405,7 +409,8 @@ def test_one_hot_matches_torch(labels, num_classes):
 
 
 def test_one_hot_default_num_classes_is_inferred():
-    np.testing.assert_array_equal(cf.one_hot(np.array([1, 3])), F.one_hot(torch.tensor([1, 3])).numpy())
+    np.testing.assert_array_equal(cf.one_hot(np.array([1, 3])),
+                                  F.one_hot(torch.tensor([1, 3])).numpy())
 
 
 def test_one_hot_accepts_lists_and_int_dtypes():
@@ -472,7 +477,8 @@ CE_INDEX_GRID = list(
 
 
 @pytest.mark.parametrize("shape_id,use_weight,ign_id,reduction,ls", CE_INDEX_GRID)
-def test_cross_entropy_index_targets_match_torch(rng, dtype, shape_id, use_weight, ign_id, reduction, ls):
+def test_cross_entropy_index_targets_match_torch(rng, dtype, shape_id, use_weight, ign_id,
+                                                 reduction, ls):
     shape = SHAPES[shape_id]
     C = n_classes(shape)
     ign = IGNORE[ign_id]
@@ -498,8 +504,9 @@ def test_index_target_dtypes_follow_torch(rng, dtype, int_dtype):
     for kw in (dict(), dict(weight=w, label_smoothing=0.2, reduction="sum")):
         nll_kw = {k: v for k, v in kw.items() if k != "label_smoothing"}
         if int_dtype in TORCH_INDEX_DTYPES:
-            assert_close(cf.cross_entropy(x, t, **kw), ref_cross_entropy(x, t.astype(np.int64), **kw), dtype)
-            assert_close(cf.nll_loss(x, t, **nll_kw), ref_nll_loss(x, t.astype(np.int64), **nll_kw), dtype)
+            t64 = t.astype(np.int64)
+            assert_close(cf.cross_entropy(x, t, **kw), ref_cross_entropy(x, t64, **kw), dtype)
+            assert_close(cf.nll_loss(x, t, **nll_kw), ref_nll_loss(x, t64, **nll_kw), dtype)
         else:
             with pytest.raises(ValueError, match=rf"int64.*got dtype {np.dtype(int_dtype).name}"):
                 cf.cross_entropy(x, t, **kw)
@@ -510,13 +517,15 @@ def test_index_target_dtypes_follow_torch(rng, dtype, int_dtype):
 @pytest.mark.parametrize("int_dtype", [np.int8, np.int16, np.int32], ids=lambda d: np.dtype(d).name)
 def test_torch_really_refuses_narrow_integer_targets(int_dtype):
     with pytest.raises(RuntimeError, match="Long or Byte"):
-        torch.nn.functional.cross_entropy(torch.zeros(2, 3), torch.from_numpy(np.array([0, 1], dtype=int_dtype)))
+        torch.nn.functional.cross_entropy(torch.zeros(2, 3),
+                                          torch.from_numpy(np.array([0, 1], dtype=int_dtype)))
 
 
 def test_cross_entropy_negative_ignore_index_other_than_default(rng, dtype):
     x = make_logits(rng, (5, 3), dtype)
     t = np.array([0, -1, 2, -1, 1])
-    assert_close(cf.cross_entropy(x, t, ignore_index=-1), ref_cross_entropy(x, t, ignore_index=-1), dtype)
+    assert_close(cf.cross_entropy(x, t, ignore_index=-1), ref_cross_entropy(x, t, ignore_index=-1),
+                 dtype)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -552,7 +561,8 @@ CE_PROB_GRID = list(itertools.product(SHAPES, [False, True], REDUCTIONS, SMOOTHI
 
 
 @pytest.mark.parametrize("shape_id,use_weight,reduction,ls", CE_PROB_GRID)
-def test_cross_entropy_probability_targets_match_torch(rng, dtype, shape_id, use_weight, reduction, ls):
+def test_cross_entropy_probability_targets_match_torch(rng, dtype, shape_id, use_weight, reduction,
+                                                       ls):
     shape = SHAPES[shape_id]
     x = make_logits(rng, shape, dtype)
     y = make_prob_target(rng, shape, dtype)
@@ -578,7 +588,8 @@ def test_cross_entropy_unnormalised_probability_targets(rng, dtype):
     x = make_logits(rng, (4, 3, 2), dtype)
     y = rng.uniform(0, 2, size=x.shape).astype(dtype)
     for reduction in REDUCTIONS:
-        assert_close(cf.cross_entropy(x, y, reduction=reduction), ref_cross_entropy(x, y, reduction=reduction), dtype)
+        assert_close(cf.cross_entropy(x, y, reduction=reduction),
+                     ref_cross_entropy(x, y, reduction=reduction), dtype)
 
 
 def test_cross_entropy_whole_number_float_target_is_probability_target(dtype):
@@ -599,7 +610,8 @@ def test_weight_dtype_does_not_change_result_dtype(rng, dtype):
     x = make_logits(rng, (4, 3), dtype)
     t = np.array([0, 1, 2, 1])
     w = [0.5, 1.0, 2.0]  # a list: float64 once converted
-    assert_close(cf.cross_entropy(x, t, weight=w), ref_cross_entropy(x, t, weight=np.array(w)), dtype)
+    assert_close(cf.cross_entropy(x, t, weight=w), ref_cross_entropy(x, t, weight=np.array(w)),
+                 dtype)
     assert_close(cf.nll_loss(x, t, weight=w), ref_nll_loss(x, t, weight=np.array(w)), dtype)
 
 
@@ -657,7 +669,8 @@ def test_ignored_elements_are_zero_under_none(rng, dtype):
     x = make_logits(rng, (6, 4), dtype)
     t = np.array([0, 3, -100, 1, -100, 2])
     for ls in SMOOTHING:
-        got = cf.cross_entropy(x, t, reduction="none", label_smoothing=ls, weight=make_weight(rng, 4, dtype))
+        got = cf.cross_entropy(x, t, reduction="none", label_smoothing=ls,
+                               weight=make_weight(rng, 4, dtype))
         assert got[2] == 0 and got[4] == 0
         assert np.all(got[[0, 1, 3, 5]] > 0)
 
@@ -707,7 +720,8 @@ def test_label_smoothing_formula_spelled_out(dtype):
     smooth = -(logp * w).sum(axis=1)
     per = (1 - eps) * nll + eps / C * smooth
     per[~keep] = 0
-    got = cf.cross_entropy(x, t, weight=w.astype(dtype), ignore_index=1, label_smoothing=eps, reduction="none")
+    got = cf.cross_entropy(x, t, weight=w.astype(dtype), ignore_index=1, label_smoothing=eps,
+                           reduction="none")
     assert_close(got, per, dtype)
     got = cf.cross_entropy(x, t, weight=w.astype(dtype), ignore_index=1, label_smoothing=eps)
     assert_close(got, np.float64(per.sum() / w[t][keep].sum()), dtype)
@@ -777,7 +791,7 @@ def test_bce_with_logits_extreme_logits(dtype_, big, use_pw):
     p = 2.0 if use_pw else 1.0
     exact = np.array(
         [p * float(yy) * _softplus_exact(-float(xx)) + (1 - float(yy)) * _softplus_exact(float(xx))
-         for xx, yy in zip(x.astype(np.float64), y.astype(np.float64))],
+         for xx, yy in zip(x.astype(np.float64), y.astype(np.float64), strict=True)],
         dtype=object,
     )
     with np.errstate(over="ignore"):
@@ -785,7 +799,8 @@ def test_bce_with_logits_extreme_logits(dtype_, big, use_pw):
         exact_total = dtype_(float(sum(exact)))  # inf when the exact sum exceeds the dtype's max
     assert np.all(np.isfinite(got) == np.isfinite(expected)), (got, expected)
     fin = np.isfinite(expected)
-    np.testing.assert_allclose(got[fin], expected[fin], rtol=1e-6 if dtype_ == np.float32 else 1e-14)
+    np.testing.assert_allclose(got[fin], expected[fin],
+                               rtol=1e-6 if dtype_ == np.float32 else 1e-14)
     assert got[0] == 0 and got[1] == 0
     assert np.isfinite(total) == np.isfinite(exact_total)
     if np.isfinite(exact_total):
@@ -811,7 +826,7 @@ def test_inputs_are_not_mutated(rng, dtype):
     cf.nll_loss(x, t, weight=w)
     cf.one_hot(np.maximum(t, 0), 3)
     cf.binary_cross_entropy_with_logits(x, y, weight=w[None, :, None], pos_weight=w[:, None])
-    for a, c in zip((x, t, y, w), copies):
+    for a, c in zip((x, t, y, w), copies, strict=True):
         np.testing.assert_array_equal(a, c)
 
 
@@ -859,13 +874,18 @@ def _ok(name, call):
 FINITE_EXTREMES = [
     _ok("softmax f32 +-3e38", lambda: cf.softmax(np.array([3e38, -3e38], dtype=np.float32))),
     _ok("logsumexp f32 +-3e38", lambda: cf.logsumexp(np.array([3e38, -3e38], dtype=np.float32))),
-    _ok("ce f32 +-3e38 target 0", lambda: cf.cross_entropy(np.array([[3e38, -3e38]], dtype=np.float32), np.array([0]))),
+    _ok("ce f32 +-3e38 target 0",
+        lambda: cf.cross_entropy(np.array([[3e38, -3e38]], dtype=np.float32), np.array([0]))),
     _ok("softmax f64 +-1.7e308", lambda: cf.softmax(np.array([1.7e308, -1.7e308]))),
-    _ok("ce f64 +-1.7e308 target 0", lambda: cf.cross_entropy(np.array([[1.7e308, -1.7e308]]), np.array([0]))),
+    _ok("ce f64 +-1.7e308 target 0",
+        lambda: cf.cross_entropy(np.array([[1.7e308, -1.7e308]]), np.array([0]))),
     _ok("softmax f64 +-1e300", lambda: cf.softmax(np.array([1e300, -1e300]))),
     _ok("log_softmax f64 +-1e300", lambda: cf.log_softmax(np.array([1e300, -1e300]))),
-    _ok("ce f64 1e300 smoothing", lambda: cf.cross_entropy(np.array([[1e300, -1e300]]), np.array([0]), label_smoothing=0.1)),
-    _ok("bce f64 1e300", lambda: cf.binary_cross_entropy_with_logits(np.array([1e300, -1e300]), np.array([0.0, 1.0]))),
+    _ok("ce f64 1e300 smoothing",
+        lambda: cf.cross_entropy(np.array([[1e300, -1e300]]), np.array([0]), label_smoothing=0.1)),
+    _ok("bce f64 1e300",
+        lambda: cf.binary_cross_entropy_with_logits(np.array([1e300, -1e300]),
+                                                    np.array([0.0, 1.0]))),
     _ok("log_softmax f64 [0, -800]", lambda: cf.log_softmax(np.array([0.0, -800.0]))),
 ]
 
@@ -916,7 +936,8 @@ def test_losses_on_noncontiguous_inputs(rng, dtype):
     for target in (t, y):
         for red in REDUCTIONS:
             kw = dict(weight=w, reduction=red, label_smoothing=0.1)
-            assert_close(cf.cross_entropy(x, target, **kw), ref_cross_entropy(x, target, **kw), dtype)
+            assert_close(cf.cross_entropy(x, target, **kw), ref_cross_entropy(x, target, **kw),
+                         dtype)
 
 
 def test_bce_weight_dtype_does_not_change_result_dtype(rng, dtype):

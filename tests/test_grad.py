@@ -101,7 +101,8 @@ def test_grad_scalar_target(rng, dtype, reduction, ls):
     x = make_logits(rng, (6,), dtype)
     for t in (np.array(4), 4):
         got = cg.cross_entropy_grad(x, t, reduction=reduction, label_smoothing=ls)
-        assert_close(got, torch_grad(x, np.array(4), reduction=reduction, label_smoothing=ls), dtype)
+        ref = torch_grad(x, np.array(4), reduction=reduction, label_smoothing=ls)
+        assert_close(got, ref, dtype)
     got = cg.cross_entropy_grad(x, np.array(-100), reduction=reduction, label_smoothing=ls)
     assert_close(got, torch_grad(x, np.array(-100), reduction=reduction, label_smoothing=ls), dtype)
 
@@ -142,7 +143,8 @@ def test_grad_zero_total_weight_without_denominator(rng, dtype, ls, reduction):
     t = np.array([0, 0, 0])
     w = np.array([0.0, 1.0, 1.0, 1.0], dtype=dtype)
     ref = torch_grad(x, t, weight=w, label_smoothing=ls, reduction=reduction)
-    assert_close(cg.cross_entropy_grad(x, t, weight=w, label_smoothing=ls, reduction=reduction), ref, dtype)
+    got = cg.cross_entropy_grad(x, t, weight=w, label_smoothing=ls, reduction=reduction)
+    assert_close(got, ref, dtype)
 
 
 @pytest.mark.parametrize("shape", [(0, 4), (0, 4, 3), (2, 4, 0)], ids=str)
@@ -150,7 +152,10 @@ def test_grad_zero_total_weight_without_denominator(rng, dtype, ls, reduction):
 @pytest.mark.parametrize("kind", ["index", "prob"])
 def test_grad_empty_batch(dtype, shape, reduction, kind):
     x = np.zeros(shape, dtype=dtype)
-    y = np.zeros(target_shape(shape), dtype=np.int64) if kind == "index" else np.zeros(shape, dtype=dtype)
+    if kind == "index":
+        y = np.zeros(target_shape(shape), dtype=np.int64)
+    else:
+        y = np.zeros(shape, dtype=dtype)
     got = cg.cross_entropy_grad(x, y, reduction=reduction)
     assert got.shape == shape and got.dtype == dtype
 
@@ -180,7 +185,7 @@ def test_grad_does_not_mutate_inputs(rng):
     w = make_weight(rng, 3, np.float64)
     copies = [a.copy() for a in (x, t, w)]
     cg.cross_entropy_grad(x, t, weight=w, label_smoothing=0.3)
-    for a, c in zip((x, t, w), copies):
+    for a, c in zip((x, t, w), copies, strict=True):
         np.testing.assert_array_equal(a, c)
 
 
@@ -250,7 +255,8 @@ def test_numerical_grad_per_coordinate_and_x_untouched(rng):
 
 def test_numerical_grad_scalar_like_shapes():
     x = np.array([1.5])
-    np.testing.assert_allclose(cg.numerical_grad(lambda v: float(np.exp(v).sum()), x), np.exp(x), rtol=1e-8)
+    np.testing.assert_allclose(cg.numerical_grad(lambda v: float(np.exp(v).sum()), x), np.exp(x),
+                               rtol=1e-8)
 
 
 # --------------------------------------------------------------------------------------
@@ -270,7 +276,8 @@ def test_softmax_jacobian_structure(rng, dtype):
     z = make_logits(rng, (6,), dtype)
     J = cg.softmax_jacobian(z).astype(np.float64)
     s = cf.softmax(z).astype(np.float64)
-    assert_close(J, np.diag(s) - np.outer(s, s), np.float64, rtol=1e-12 if dtype == np.float64 else 1e-5,
+    assert_close(J, np.diag(s) - np.outer(s, s), np.float64,
+                 rtol=1e-12 if dtype == np.float64 else 1e-5,
                  atol=1e-12 if dtype == np.float64 else 1e-6)
     np.testing.assert_allclose(J, J.T, atol=1e-15 if dtype == np.float64 else 1e-7)
     np.testing.assert_allclose(J.sum(axis=1), 0.0, atol=1e-15 if dtype == np.float64 else 1e-6)

@@ -28,7 +28,8 @@ def random_dist(rng, shape, axis=-1, dtype=np.float64, zeros=False):
     return (a / a.sum(axis=axis, keepdims=True)).astype(dtype)
 
 
-SHAPE_AXIS = [((6,), -1), ((6,), 0), ((4, 5), -1), ((4, 5), 0), ((4, 5), 1), ((2, 3, 4), 1), ((2, 3, 4), -1)]
+SHAPE_AXIS = [((6,), -1), ((6,), 0), ((4, 5), -1), ((4, 5), 0), ((4, 5), 1), ((2, 3, 4), 1),
+              ((2, 3, 4), -1)]
 BASES = [None, 2, 10, np.e]
 
 
@@ -71,7 +72,8 @@ def test_entropy_known_values(dtype):
     assert_close(info.entropy(np.full(10, 0.1, dtype=dtype), base=10), np.float64(1.0), dtype)
     # 0 log 0 = 0: a point mass has zero entropy, not nan
     assert_close(info.entropy(np.array([0.0, 1.0, 0.0], dtype=dtype)), np.float64(0.0), dtype)
-    assert_close(info.entropy(np.array([0.0, 0.5, 0.5], dtype=dtype), base=2), np.float64(1.0), dtype)
+    assert_close(info.entropy(np.array([0.0, 0.5, 0.5], dtype=dtype), base=2), np.float64(1.0),
+                 dtype)
 
 
 def test_entropy_accepts_lists():
@@ -97,7 +99,8 @@ def test_entropy_returns_reduced_shape(rng):
 def test_cross_entropy_matches_direct_formula(rng, dtype, shape, axis, base, zeros):
     p = random_dist(rng, shape, axis, dtype, zeros)
     q = random_dist(rng, shape, axis, dtype, False)
-    ref = -scipy.special.xlogy(p.astype(np.float64), q.astype(np.float64)).sum(axis=axis) * _scale(base)
+    p64, q64 = p.astype(np.float64), q.astype(np.float64)
+    ref = -scipy.special.xlogy(p64, q64).sum(axis=axis) * _scale(base)
     assert_close(info.cross_entropy(p, q, axis=axis, base=base), ref, dtype)
 
 
@@ -105,7 +108,8 @@ def test_cross_entropy_matches_torch_soft_target_loss(rng, dtype):
     # H(p, q) is torch's cross_entropy with probability targets p and logits log q
     p = random_dist(rng, (6, 4), -1, dtype)
     q = random_dist(rng, (6, 4), -1, dtype)
-    ref = torch_np(F.cross_entropy(to_torch64(np.log(q.astype(np.float64))), to_torch64(p), reduction="none"))
+    log_q = to_torch64(np.log(q.astype(np.float64)))
+    ref = torch_np(F.cross_entropy(log_q, to_torch64(p), reduction="none"))
     assert_close(info.cross_entropy(p, q), ref, dtype)
 
 
@@ -136,7 +140,8 @@ def test_cross_entropy_of_p_with_itself_is_entropy(rng, dtype):
 def test_kl_matches_scipy(rng, dtype, shape, axis, base, zeros):
     p = random_dist(rng, shape, axis, dtype, zeros)
     q = random_dist(rng, shape, axis, dtype, False)
-    ref = scipy.special.rel_entr(p.astype(np.float64), q.astype(np.float64)).sum(axis=axis) * _scale(base)
+    p64, q64 = p.astype(np.float64), q.astype(np.float64)
+    ref = scipy.special.rel_entr(p64, q64).sum(axis=axis) * _scale(base)
     assert_close(info.kl_divergence(p, q, axis=axis, base=base), ref, dtype)
     ref2 = scipy.stats.entropy(p.astype(np.float64), q.astype(np.float64), base=base, axis=axis)
     assert_close(info.kl_divergence(p, q, axis=axis, base=base), np.asarray(ref2), dtype)
@@ -171,7 +176,8 @@ def test_kl_zero_handling(dtype):
 
 def test_kl_of_identical_distributions_is_zero(rng, dtype):
     p = random_dist(rng, (5, 6), -1, dtype, zeros=True)
-    np.testing.assert_allclose(info.kl_divergence(p, p), 0.0, atol=1e-15 if dtype == np.float64 else 1e-6)
+    np.testing.assert_allclose(info.kl_divergence(p, p), 0.0,
+                               atol=1e-15 if dtype == np.float64 else 1e-6)
 
 
 def test_decomposition_cross_entropy_is_entropy_plus_kl(rng, dtype):
@@ -211,12 +217,14 @@ def test_info_does_not_mutate_inputs(rng):
     (np.array([0.5, -0.1, 0.6]), "non-negative"),
     (np.array([0.5, np.nan, 0.5]), "non-negative"),
     (np.array([2.0, -1.0, 0.5]), "non-negative"),
-    (np.array([1.0, 2.0, 3.0]), r"sum to 1 .* a sum is 6; if these are logits, apply celib.functional.softmax"),
+    (np.array([1.0, 2.0, 3.0]),
+     r"sum to 1 .* a sum is 6; if these are logits, apply celib.functional.softmax"),
 ])
 def test_info_refuses_what_is_not_a_distribution(bad, pattern):
     from celib import info
     for call in (lambda: info.entropy(bad), lambda: info.cross_entropy(bad, np.full(3, 1 / 3)),
-                 lambda: info.kl_divergence(np.full(3, 1 / 3), bad) if np.ndim(bad) else info.kl_divergence(bad, bad)):
+                 lambda: (info.kl_divergence(np.full(3, 1 / 3), bad) if np.ndim(bad)
+                          else info.kl_divergence(bad, bad))):
         with pytest.raises(ValueError, match=pattern):
             call()
 

@@ -88,12 +88,12 @@ def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, schedule="auto",
     else:
         ulps = 8 * np.finfo(dtype).eps
         np.testing.assert_allclose(together[0], got, rtol=ulps, atol=ulps)
-    for a, c in zip(together[1:], ours):
+    for a, c in zip(together[1:], ours, strict=True):
         if a is None:
             assert c is None
         else:
             np.testing.assert_array_equal(a, c)
-    for mine, theirs in zip(ours, grads):
+    for mine, theirs in zip(ours, grads, strict=True):
         if theirs is None:
             assert mine is None
             continue
@@ -162,7 +162,7 @@ def test_threads_do_not_change_the_result(schedule, probs, monkeypatch):
     finally:
         _linear._kernels.set_num_threads(previous)
     assert one == three
-    for a, c in zip(g_one, g_three):
+    for a, c in zip(g_one, g_three, strict=True):
         np.testing.assert_array_equal(a, c)
 
 
@@ -443,7 +443,7 @@ def test_auto_schedule_follows_the_budget(monkeypatch):
     assert _linear.fused_rows(300, 500) == 0
     got = cg.linear_cross_entropy_grad(x, w, y, schedule="auto")
     assert calls[2:] == ["_recompute_grad"]
-    for a, c in zip(got, expected):
+    for a, c in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, c)
     cg.linear_cross_entropy_grad(x, w, y, schedule="fused")  # forced: 64-row blocks
     assert calls[3:] == ["_fused_grad"]
@@ -481,7 +481,7 @@ def test_fused_and_recompute_agree(probs, reduction, weighted, smoothing, with_b
     fused, recompute = _both_schedules(x, w, target, linear_bias=b if with_bias else None,
                                        weight=cw if weighted else None, reduction=reduction,
                                        label_smoothing=smoothing, chunk_size=13)
-    for a, c in zip(fused, recompute):
+    for a, c in zip(fused, recompute, strict=True):
         if c is None:
             assert a is None
         else:
@@ -515,7 +515,7 @@ def test_extreme_logits_give_the_same_results_on_both_schedules(dtype, case):
     with np.errstate(over="ignore"):  # the logits overflow in the matrix products
         fused, recompute = _both_schedules(x, w, target, **kw)
     assert np.isnan(recompute[0]).any() and np.isfinite(recompute[0]).any()
-    for a, c in zip(fused, recompute):
+    for a, c in zip(fused, recompute, strict=True):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(c))
         finite = np.isfinite(c)
         # gx sums terms of opposite signs: the tolerance is relative to the largest of them

@@ -40,7 +40,8 @@ def test_naive_log_softmax_matches_stable_on_benign_input(rng, dtype, shape, axi
 def test_naive_default_axis_is_last(rng):
     z = make_logits(rng, (3, 4), np.float64)
     np.testing.assert_allclose(naive.softmax(z), cf.softmax(z, axis=-1), rtol=1e-13)
-    np.testing.assert_allclose(naive.log_softmax(z), cf.log_softmax(z, axis=-1), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(naive.log_softmax(z), cf.log_softmax(z, axis=-1), rtol=1e-13,
+                               atol=1e-14)
 
 
 def test_naive_softmax_is_the_textbook_formula(rng):
@@ -102,7 +103,8 @@ def test_naive_softmax_underflows_to_nan():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = naive.softmax(z)
     assert np.all(np.isnan(s))
-    np.testing.assert_allclose(cf.softmax(z), [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))], rtol=1e-14)
+    np.testing.assert_allclose(cf.softmax(z), [1 / (1 + np.exp(-1)), np.exp(-1) / (1 + np.exp(-1))],
+                               rtol=1e-14)
 
 
 def test_naive_log_softmax_breaks_where_stable_does_not():
@@ -112,7 +114,8 @@ def test_naive_log_softmax_breaks_where_stable_does_not():
         b = naive.log_softmax(np.array([0.0, -1000.0]))  # softmax underflows to 0: log 0 = -inf
     assert not np.all(np.isfinite(a))
     assert b[1] == -np.inf
-    np.testing.assert_allclose(cf.log_softmax(np.array([1000.0, 1.0])), [-np.exp(-999.0), -999.0], rtol=1e-15)
+    np.testing.assert_allclose(cf.log_softmax(np.array([1000.0, 1.0])), [-np.exp(-999.0), -999.0],
+                               rtol=1e-15)
     assert cf.log_softmax(np.array([0.0, -1000.0]))[1] == -1000.0
 
 

@@ -170,7 +170,7 @@ def _check_world(results, world_size, vocab_sizes, n):
                 [end - start for start, end in bounds]
 
         ref_loss, ref_grad = _reference(vocab_size, n, "mean", {}, torch.float64)
-        for rank, result in enumerate(results):
+        for result in results:
             _close(result[vocab_size, "3d"][0], ref_loss, TOL64, "(B, T, V_r) loss")
         _close(np.concatenate([r[vocab_size, "3d"][1] for r in results], axis=1), ref_grad,
                TOL64, "(B, T, V_r) gradient")
@@ -262,7 +262,7 @@ def test_shard_bounds():
             bounds = shard_bounds(vocab_size, world_size)
             widths = [end - start for start, end in bounds]
             assert bounds[0][0] == 0 and bounds[-1][1] == vocab_size
-            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
             assert max(widths) - min(widths) <= 1 and min(widths) >= 1
             assert widths == sorted(widths, reverse=True)
     assert shard_bounds(509, 3) == [(0, 170), (170, 340), (340, 509)]

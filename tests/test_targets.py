@@ -114,7 +114,8 @@ def test_uint8_is_valid_in_torch_too():
 def test_zero_dim_and_empty_targets():
     summary = no_warnings(check_targets, np.int64(1), 2, input=np.zeros(2), warn_missing=False)
     assert summary.target.shape == () and summary.counts.tolist() == [0, 1]
-    empty = no_warnings(check_targets, np.array([], dtype=np.int64), 3)  # no warning: nothing to count
+    # no warning: nothing to count
+    empty = no_warnings(check_targets, np.array([], dtype=np.int64), 3)
     assert empty.num_targets == 0 and empty.missing == (0, 1, 2)
 
 

@@ -62,7 +62,7 @@ def check_ex3(log_sigmoid) -> None:
     except (TypeError, ValueError):
         raise WrongAnswer("log_sigmoid should return an array of numbers") from None
     require(got.shape == xs.shape, f"log_sigmoid should return shape {xs.shape}, not {got.shape}")
-    for x, g in zip(xs, got):
+    for x, g in zip(xs, got, strict=True):
         with mpmath.workdps(50):
             exact = -mpmath.log1p(mpmath.exp(-mpmath.mpf(x)))
             off = float(abs(mpmath.mpf(float(g)) - exact)) if np.isfinite(g) else math.inf

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,12 @@ __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 IMAGE = 1234  # the test image of exercise 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _test_labels() -> np.ndarray:
     return load_mnist_labels("test", download=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _train_labels() -> np.ndarray:
     return load_mnist_labels("train", download=False)
 

@@ -313,8 +313,9 @@ def test_every_public_function_names_its_chapter(api_pages):
     """Each public function's documentation says which chapter explains it."""
     missing = [obj["id"] for name in _public_modules() for obj in api_pages.get(name, [])
                if obj["kind"] == "function" and not re.search(r"\bchapters? \d", obj["text"], re.I)]
-    assert not missing, ("functions whose docstring does not name the chapter that explains "
-                         f"them (add e.g. 'Explained in chapter 5 (Numerical stability).'): {missing}")
+    assert not missing, ("functions whose docstring does not name the chapter that explains them "
+                         "(add e.g. 'Explained in chapter 5 (Numerical stability).'): "
+                         f"{missing}")
 
 
 def test_docstrings_have_only_sections_the_api_pages_show():

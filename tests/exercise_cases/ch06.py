@@ -44,9 +44,11 @@ def _weighted_grad_over_kept(Z, target, w, ignore_index):
 _X, _y = h.clouds(h.CENTRES, n_per_class=100, seed=0)
 _X1 = h.with_bias(_X)
 _S = cf.softmax(_X1 @ h.check_weights().T, axis=1)
-_H_sum = sum(np.kron(np.diag(q) - np.outer(q, q), np.outer(x, x)) for q, x in zip(_S, _X1))
-_H_swapped = sum(np.kron(np.outer(x, x), np.diag(q) - np.outer(q, q)) for q, x in zip(_S, _X1))
-_H_diag_only = sum(np.kron(np.diag(q), np.outer(x, x)) for q, x in zip(_S, _X1))
+_H_sum = sum(np.kron(np.diag(q) - np.outer(q, q), np.outer(x, x))
+             for q, x in zip(_S, _X1, strict=True))
+_H_swapped = sum(np.kron(np.outer(x, x), np.diag(q) - np.outer(q, q))
+                 for q, x in zip(_S, _X1, strict=True))
+_H_diag_only = sum(np.kron(np.diag(q), np.outer(x, x)) for q, x in zip(_S, _X1, strict=True))
 
 CASES = {
     "check_ex1": {
