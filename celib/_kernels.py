@@ -13,10 +13,11 @@ How it is fast
   L2 cache better, but every numpy call costs about a microsecond and several of them hold
   the GIL, so two threads only scale on large blocks.)
 * **Threads.** numpy's ufuncs release the GIL, so the blocks are shared out among a small
-  pool of threads (``CELIB_NUM_THREADS`` or the CPUs this process may use); an input smaller
-  than ``_MIN_PARALLEL`` elements stays on the calling thread, where the hand-off would cost
-  more than it saves. The block boundaries depend only on the shape, never on the thread
-  count, so every result is bit-for-bit the same whatever the number of threads.
+  pool of threads (``CELIB_NUM_THREADS``, a positive integer, or the CPUs this process may
+  use); an input smaller than ``_MIN_PARALLEL`` elements stays on the calling thread, where
+  the hand-off would cost more than it saves. The block boundaries depend only on the shape,
+  never on the thread count, so every result is bit-for-bit the same whatever the number of
+  threads.
 * **No full intermediate.** The cross-entropy needs, per row, only
   :math:`\\mathrm{lse}_i = m_i + \\operatorname{log1p}(s_i)` and the target logit, so it never
   materialises the ``(N, C)`` log-softmax that ``torch`` allocates.
@@ -38,14 +39,33 @@ the only delicate quantity is ``s``, and only its relative error matters.
   up to half an ulp of ``d``, i.e. ``exp(d)`` by a relative :math:`|d|\\,2^{-53}` (hundreds of
   ulp for ``d ≈ -700``). The error ``err = (x - m) - d`` is recovered exactly with Knuth's
   TwoSum and :math:`s = \\sum_j e^{d_j}(1 + \\mathrm{err}_j)`; ``s`` is summed pairwise.
+
+In code: each kernel call picks its way of computing ``s`` once, a :class:`_Summation`
+(:func:`_summation`), from the dtype and from what the kernel needs. There are three ways,
+one function each, applied to one column chunk of a block at a time:
+
+* :func:`_fast_sums` — ``Σ e^{x_j}``, scaled by ``e^{-m}`` afterwards (float32, on the blocks
+  whose row maxima allow it; the others fall back to the plain way);
+* :func:`_plain_sums` — ``Σ e^{x_j - m}``, summed pairwise for float64 (softmax and its
+  gradient, whose outputs carry the error of ``e^{d_j}`` anyway) and with einsum otherwise;
+* :func:`_compensated_sums` — the same plus the TwoSum correction (float64, for the
+  kernels whose result is a logarithm: log-sum-exp, log-softmax, cross-entropy).
+
+:func:`_block_stats` adds the chunks up into a frozen :class:`_Stats`; the kernels read
+``x - m`` and the terms back from the block's named :class:`_Scratch` buffers, or recompute
+them chunk by chunk when the rows were too wide for one chunk.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,6 +82,8 @@ _MIN_PARALLEL = 1 << 17  # below this many elements the caller's thread does all
 # overflow, and every term a float32 result can see (x_j - m > -104) is a normal float64.
 _FAST_LO, _EXP_HI = -600.0, 707.0
 
+_THREADS_ENV = "CELIB_NUM_THREADS"
+
 # --------------------------------------------------------------------------------------------
 # Threads
 # --------------------------------------------------------------------------------------------
@@ -72,22 +94,40 @@ _pool_size = 0
 _pool_pid = -1
 _num_threads: int | None = None
 
+_Work = Callable[[Iterator[int]], None]  # called with a shared iterator over block starts
+
 
 def _default_threads() -> int:
-    env = os.environ.get("CELIB_NUM_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            pass
+    """``CELIB_NUM_THREADS`` if it is set and not blank, else the CPUs this process may use.
+
+    Read when a thread count is first needed, never at import time, so that a bad value
+    cannot break ``import celib``; a value that is not a positive integer raises ValueError.
+    """
+    raw = os.environ.get(_THREADS_ENV, "")
+    if raw.strip():
+        return _parse_threads(raw)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
 
 
+def _parse_threads(raw: str) -> int:
+    """The positive integer in ``raw`` (the value of ``CELIB_NUM_THREADS``), or ValueError."""
+    try:
+        n = int(raw.strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{_THREADS_ENV} must be a positive integer, got {raw!r}")
+    return n
+
+
 def get_num_threads() -> int:
-    """The number of threads the kernels use (``CELIB_NUM_THREADS``, else the usable CPUs)."""
+    """The number of threads the kernels use (``CELIB_NUM_THREADS``, else the usable CPUs).
+
+    Raises ValueError if ``CELIB_NUM_THREADS`` is set to anything but a positive integer.
+    """
     global _num_threads
     if _num_threads is None:
         _num_threads = _default_threads()
@@ -95,7 +135,11 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int | None) -> int:
-    """Use ``n`` threads from now on (``None``: back to the default); returns the previous value."""
+    """Use ``n`` threads from now on (``None``: back to the default); returns the previous value.
+
+    Raises ValueError if ``n < 1``, or if the default is needed (``n`` None, or no count known
+    yet to return) and ``CELIB_NUM_THREADS`` is not a positive integer.
+    """
     global _num_threads
     previous = get_num_threads()
     if n is None:
@@ -128,7 +172,7 @@ def _rows_per_block(num_rows: int, num_classes: int) -> int:
     return max(1, size // max(num_classes, 1))
 
 
-def _run(num_rows: int, num_classes: int, work) -> None:
+def _run(num_rows: int, num_classes: int, work: _Work) -> None:
     """Call ``work(starts)`` on one or more threads; ``starts`` is a shared iterator over the
     first rows of the blocks, each thread taking the next block when it is done with one.
 
@@ -147,10 +191,10 @@ def _run(num_rows: int, num_classes: int, work) -> None:
         return
     pool = _executor(threads - 1)
     futures = [pool.submit(work, starts) for _ in range(threads - 1)]
+    errors: list[BaseException] = []
     try:
         work(starts)
     finally:
-        errors = []
         for future in futures:
             try:
                 future.result()
@@ -161,28 +205,84 @@ def _run(num_rows: int, num_classes: int, work) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The per-block statistics: m, k and s = sum_{j != k} exp(x_j - m)
+# Blocks, column chunks and their scratch buffers
 # --------------------------------------------------------------------------------------------
 
 def _chunks(num_classes: int) -> list[tuple[int, int]]:
+    """The column ranges ``[c0, c1)`` of a row: one, unless it is wider than ``_MAX_COLS``."""
     if num_classes <= _MAX_COLS:
         return [(0, num_classes)]
     return [(c, min(num_classes, c + _MAX_COLS)) for c in range(0, num_classes, _MAX_COLS)]
 
 
 class _Scratch:
-    """Float64 buffers of one block, allocated on first use and reused from block to block by
-    one thread."""
+    """Float64 buffers of one block, each allocated on first use and reused from block to block
+    by one thread. Each method returns its buffer's first ``rows × cols`` entries as a
+    ``(rows, cols)`` array:
 
-    def __init__(self, rows: int, cols: int, count: int) -> None:
+    * ``shifted`` — ``x - m`` (free for other uses once the terms are computed);
+    * ``terms`` — the terms summed into ``s``: ``e^{x - m}``, or ``e^x`` on the fast path;
+    * ``errors`` — the TwoSum errors ``(x - m) - fl(x - m)`` (compensated float64 only).
+    """
+
+    def __init__(self, rows: int, cols: int) -> None:
         self._size = rows * cols
-        self._flat: list[np.ndarray | None] = [None] * count
+        self._buffers: dict[str, np.ndarray] = {}
 
-    def get(self, i: int, rows: int, cols: int) -> np.ndarray:
-        buf = self._flat[i]
+    def _view(self, name: str, rows: int, cols: int) -> np.ndarray:
+        buf = self._buffers.get(name)
         if buf is None:
-            buf = self._flat[i] = np.empty(self._size, dtype=_F64)
+            buf = self._buffers[name] = np.empty(self._size, dtype=_F64)
         return buf[: rows * cols].reshape(rows, cols)
+
+    def shifted(self, rows: int, cols: int) -> np.ndarray:
+        return self._view("shifted", rows, cols)
+
+    def terms(self, rows: int, cols: int) -> np.ndarray:
+        return self._view("terms", rows, cols)
+
+    def errors(self, rows: int, cols: int) -> np.ndarray:
+        return self._view("errors", rows, cols)
+
+
+_Block = tuple[int, int, np.ndarray, _Scratch, np.ndarray]
+
+
+def _blocks(x: np.ndarray, starts: Iterator[int]) -> Iterator[_Block]:
+    """Yield ``(a, b, xb, scratch, r)`` for the blocks ``xb = x[a:b]`` of ``x`` starting at
+    ``starts``; ``r`` = arange(b - a), ``scratch`` is this thread's, shared by its blocks."""
+    num_rows, num_classes = x.shape
+    per_block = _rows_per_block(num_rows, num_classes)
+    rows = min(per_block, num_rows)
+    scratch = _Scratch(rows, min(num_classes, _MAX_COLS))
+    r_all = np.arange(rows)
+    for a in starts:
+        b = min(num_rows, a + per_block)
+        yield a, b, x[a:b], scratch, (r_all if b - a == rows else r_all[: b - a])
+
+
+class _Chunk(NamedTuple):
+    """Columns ``[c0, c1)`` of a block, and where the row maxima that fall inside them are."""
+
+    x: np.ndarray  # xb[:, c0:c1] (xb itself when the rows fit in one chunk)
+    c0: int
+    c1: int
+    m_col: np.ndarray  # the row maxima in float64, as a column
+    max_rows: np.ndarray  # the rows whose max lies in this chunk ...
+    max_cols: np.ndarray  # ... and its column within the chunk
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.x.shape[0], self.c1 - self.c0
+
+
+def _column_chunks(xb: np.ndarray, r: np.ndarray, k: np.ndarray,
+                   m_col: np.ndarray) -> Iterator[_Chunk]:
+    """The column chunks of a block ``xb`` wider than ``_MAX_COLS`` whose row maxima are at
+    columns ``k``; ``r`` = arange(rows)."""
+    for c0, c1 in _chunks(xb.shape[1]):
+        inside = (k >= c0) & (k < c1)
+        yield _Chunk(xb[:, c0:c1], c0, c1, m_col, r[inside], k[inside] - c0)
 
 
 def _shift(xc: np.ndarray, m_col: np.ndarray, d: np.ndarray) -> None:
@@ -195,14 +295,6 @@ def _shift(xc: np.ndarray, m_col: np.ndarray, d: np.ndarray) -> None:
         np.subtract(d, m_col, out=d)
 
 
-def _pairwise_row_sum(a: np.ndarray) -> np.ndarray:
-    return np.add.reduce(a, axis=1)
-
-
-def _fast_row_sum(a: np.ndarray) -> np.ndarray:
-    return np.einsum("ij->i", a)
-
-
 def _twosum_error(xb: np.ndarray, m_col: np.ndarray, d: np.ndarray, err: np.ndarray,
                   tmp: np.ndarray) -> None:
     """``err = (x - m) - d`` exactly, where ``d = fl(x - m)`` (Knuth's TwoSum, branch-free)."""
@@ -213,112 +305,203 @@ def _twosum_error(xb: np.ndarray, m_col: np.ndarray, d: np.ndarray, err: np.ndar
     np.subtract(tmp, err, out=err)  # (x - (d - bb)) + ((-m) - bb)
 
 
+# --------------------------------------------------------------------------------------------
+# The per-block statistics: m, k and s = sum_{j != k} exp(x_j - m), three ways
+# --------------------------------------------------------------------------------------------
+
+_RowSum = Callable[[np.ndarray], np.ndarray]
+
+
+def _pairwise_row_sum(a: np.ndarray) -> np.ndarray:
+    """Row sums by numpy's pairwise summation, whose error does not grow with C."""
+    return np.add.reduce(a, axis=1)
+
+
+def _fast_row_sum(a: np.ndarray) -> np.ndarray:
+    """Row sums by einsum's running sums: faster, and in float64 far more than accurate enough
+    for a float32 result."""
+    return np.einsum("ij->i", a)
+
+
+class _Sums(NamedTuple):
+    """What one chunk adds to a block's row statistics (float64, one entry per row), and the
+    scratch buffers that hold its x - m and its terms."""
+
+    s: np.ndarray  # Σ_{j≠k} of the terms (e^{x_j - m}; e^{x_j} on the fast path)
+    wd: np.ndarray | None  # Σ_c w_c (x_c - m) (Σ_c w_c x_c on the fast path), if asked for
+    correction: np.ndarray | None  # Σ_{j≠k} e^{d_j} err_j, compensated float64 only
+    shifted: np.ndarray | None  # x - m (None on the fast path)
+    terms: np.ndarray | None  # the terms, max term 0
+
+
+_ChunkSums = Callable[[_Chunk, "_Summation", _Scratch], _Sums]
+
+
+@dataclass(frozen=True, eq=False)
+class _Summation:
+    """How one kernel call computes its row statistics; chosen once per call by
+    :func:`_summation`, and the same for every block but for the fast path's per-block test."""
+
+    chunk_sums: _ChunkSums  # the e^{x - m} way: _plain_sums or _compensated_sums
+    row_sum: _RowSum  # pairwise for float64, einsum's running sums otherwise
+    try_fast: bool  # float32: _fast_sums on every block whose row maxima allow it
+    weight: np.ndarray | None = None  # the class weights w_c of wd (None: all 1)
+    want_wd: bool = False  # also Σ_c w_c (x_c - m), for label smoothing
+
+
+def _summation(dtype: np.dtype, *, compensate: bool, allow_fast: bool,
+               weight: np.ndarray | None = None, want_wd: bool = False) -> _Summation:
+    """The summation for rows of ``dtype``: compensated if ``compensate`` and float64 (the
+    kernels whose result is a log), the fast path tried if ``allow_fast`` and float32 (the
+    kernels that need the terms, not x - m), else plain."""
+    if dtype == _F64:
+        chunk_sums = _compensated_sums if compensate else _plain_sums
+        return _Summation(chunk_sums, _pairwise_row_sum, False, weight, want_wd)
+    return _Summation(_plain_sums, _fast_row_sum, allow_fast and dtype == _F32, weight, want_wd)
+
+
+def _wd_part(a: np.ndarray, ch: _Chunk, how: _Summation, row_sum: _RowSum) -> np.ndarray | None:
+    """Σ_c w_c a_c over the chunk's columns (Σ_c a_c without weights), if ``how`` wants it."""
+    if not how.want_wd:
+        return None
+    if how.weight is not None:
+        return np.einsum("ij,j->i", a, how.weight[ch.c0:ch.c1])
+    return row_sum(a)
+
+
+def _fast_sums(ch: _Chunk, how: _Summation, scratch: _Scratch) -> _Sums:
+    """The fast way: the terms ``e^{x_j}`` (max term 0) in ``scratch.terms``, summed by einsum;
+    :func:`_block_stats` multiplies by ``e^{-m}``. ``wd`` is Σ_c w_c x_c here."""
+    e = scratch.terms(*ch.shape)
+    np.copyto(e, ch.x, casting="safe")
+    wd = _wd_part(e, ch, how, _fast_row_sum)
+    np.exp(e, out=e)
+    e[ch.max_rows, ch.max_cols] = 0.0
+    return _Sums(_fast_row_sum(e), wd, None, None, e)
+
+
+def _plain_sums(ch: _Chunk, how: _Summation, scratch: _Scratch) -> _Sums:
+    """The plain way: ``x - m`` in ``scratch.shifted``, the terms ``e^{x_j - m}`` (max term 0)
+    in ``scratch.terms``, summed by ``how.row_sum``."""
+    rows, cols = ch.shape
+    d = scratch.shifted(rows, cols)
+    _shift(ch.x, ch.m_col, d)
+    wd = _wd_part(d, ch, how, how.row_sum)
+    e = scratch.terms(rows, cols)
+    np.exp(d, out=e)
+    e[ch.max_rows, ch.max_cols] = 0.0
+    return _Sums(how.row_sum(e), wd, None, d, e)
+
+
+def _compensated_sums(ch: _Chunk, how: _Summation, scratch: _Scratch) -> _Sums:
+    """The plain way plus the TwoSum correction Σ_j e^{d_j} err_j (``scratch.errors``)."""
+    rows, cols = ch.shape
+    d = scratch.shifted(rows, cols)
+    _shift(ch.x, ch.m_col, d)
+    wd = _wd_part(d, ch, how, how.row_sum)
+    e = scratch.terms(rows, cols)
+    err = scratch.errors(rows, cols)
+    _twosum_error(ch.x, ch.m_col, d, err, e)  # e is free until the exp below
+    np.exp(d, out=e)
+    e[ch.max_rows, ch.max_cols] = 0.0
+    correction = np.einsum("ij,ij->i", e, err)
+    bad = np.isnan(correction)
+    if bad.any():  # -inf logits (or x - m overflowing): e = 0 there, err = nan
+        correction[bad] = np.nansum(e[bad] * err[bad], axis=1)
+    return _Sums(how.row_sum(e), wd, correction, d, e)
+
+
+def _add(total: np.ndarray | None, part: np.ndarray | None) -> np.ndarray | None:
+    return None if total is None or part is None else total + part
+
+
+def _add_sums(total: _Sums, part: _Sums) -> _Sums:
+    """Two chunks' sums added up, each quantity on its own (s and its correction too); the
+    buffers, which hold only the last chunk, are not passed on."""
+    return _Sums(total.s + part.s, _add(total.wd, part.wd),
+                 _add(total.correction, part.correction), None, None)
+
+
+@dataclass(frozen=True, eq=False)
 class _Stats:
-    """Row statistics of one block (float64, one entry per row)."""
+    """Row statistics of one block (float64, one entry per row), from :func:`_block_stats`."""
 
-    __slots__ = ("k", "m", "s", "wd", "fast", "scratch_d", "scratch_e", "e_index")
+    k: np.ndarray  # the column of each row's max (its first occurrence)
+    m: np.ndarray  # the row max
+    s: np.ndarray  # Σ_{j≠k} e^{x_j - m}
+    wd: np.ndarray | None  # Σ_c w_c (x_c - m), if asked for
+    fast: bool  # s came from the fast path: every row max of the block is finite
+    # When the rows fit in one chunk, views of the scratch buffers that still hold x - m (not
+    # on the fast path) and the terms, max term 0 (valid until the scratch is used again);
+    # None with column chunks, whose buffers held only the last chunk.
+    shifted: np.ndarray | None
+    terms: np.ndarray | None
 
 
-def _block_stats(xb: np.ndarray, scratch: _Scratch, r: np.ndarray, *, compensate: bool,
-                 allow_fast: bool, weight: np.ndarray | None, want_wd: bool) -> _Stats:
-    """m, k, s (and Σ_c w_c (x_c - m) if ``want_wd``) for the rows of ``xb``; ``r`` = arange(rows).
+def _fast_applies(m: np.ndarray, num_classes: int) -> bool:
+    """Whether every row max lies in [_FAST_LO, _EXP_HI - log C] (see the constants)."""
+    return bool(m.min() >= _FAST_LO and m.max() <= _EXP_HI - math.log(num_classes))
 
-    ``fast``: s from e^{x}·e^{-m}, for float32 input whose row maxima all lie in
-    [-600, 707 - log C] (every term that a float32 result can see is then a normal float64,
-    and no sum overflows). Otherwise s from e^{x - m}, with the TwoSum correction if
-    ``compensate``. When the rows fit in one chunk, ``scratch_d`` holds x - m (shift path
-    only) and ``scratch_e`` the terms (e^{x_j - m}, or e^{x_j} on the fast path) with the max
-    term set to 0.
+
+def _block_stats(xb: np.ndarray, scratch: _Scratch, r: np.ndarray, how: _Summation) -> _Stats:
+    """m, k, s (and Σ_c w_c (x_c - m) if ``how.want_wd``) for the rows of ``xb``;
+    ``r`` = arange(rows).
+
+    The fast path is taken when ``how.try_fast`` and the block's row maxima allow it, else
+    ``how.chunk_sums``. Chunks are added up left to right, the TwoSum correction kept apart
+    from ``s`` until the end.
     """
-    rows, num_classes = xb.shape
-    st = _Stats()
-    st.k = k = np.argmax(xb, axis=1)
-    st.m = m = xb[r, k].astype(_F64)
-    st.scratch_d = st.scratch_e = None
-    st.fast = fast = bool(allow_fast and m.min() >= _FAST_LO
-                          and m.max() <= _EXP_HI - math.log(num_classes))
-    st.e_index = 0 if fast else 1  # which scratch buffer holds the terms
-    # float64 input: pairwise summation (numpy's add.reduce), whose error does not grow with C;
-    # float32 input: einsum's faster running sums, in float64, are far more than accurate enough.
-    row_sum = _pairwise_row_sum if xb.dtype == _F64 else _fast_row_sum
-    chunks = _chunks(num_classes)
-    single = len(chunks) == 1
-    s = wd = correction = None
-    m_col = m[:, None]
-    for c0, c1 in chunks:
-        width = c1 - c0
-        xc = xb if single else xb[:, c0:c1]
-        if single:
-            kr, kc = r, k
-        else:
-            inside = (k >= c0) & (k < c1)
-            kr, kc = r[inside], k[inside] - c0
-        if fast:
-            e = scratch.get(0, rows, width)
-            np.copyto(e, xc, casting="safe")
-            if want_wd:
-                part_wd = (np.einsum("ij,j->i", e, weight[c0:c1]) if weight is not None
-                           else _fast_row_sum(e))
-            np.exp(e, out=e)
-            e[kr, kc] = 0.0
-            part_s = _fast_row_sum(e)
-        else:
-            d = scratch.get(0, rows, width)
-            e = scratch.get(1, rows, width)
-            _shift(xc, m_col, d)
-            if want_wd:
-                part_wd = (np.einsum("ij,j->i", d, weight[c0:c1]) if weight is not None
-                           else row_sum(d))
-            if compensate:
-                err = scratch.get(2, rows, width)
-                _twosum_error(xc, m_col, d, err, e)
-            np.exp(d, out=e)
-            e[kr, kc] = 0.0
-            part_s = row_sum(e)
-            if compensate:
-                part_c = np.einsum("ij,ij->i", e, err)
-                bad = np.isnan(part_c)
-                if bad.any():  # -inf logits (or x - m overflowing): e = 0 there, err = nan
-                    part_c[bad] = np.nansum(e[bad] * err[bad], axis=1)
-                correction = part_c if correction is None else correction + part_c
-            st.scratch_d = d
-        st.scratch_e = e
-        s = part_s if s is None else s + part_s
-        if want_wd:
-            wd = part_wd if wd is None else wd + part_wd
+    num_classes = xb.shape[1]
+    k = np.argmax(xb, axis=1)
+    m = xb[r, k].astype(_F64)
+    fast = how.try_fast and _fast_applies(m, num_classes)
+    chunk_sums = _fast_sums if fast else how.chunk_sums
+    if num_classes <= _MAX_COLS:  # one chunk, the common case
+        sums = chunk_sums(_Chunk(xb, 0, num_classes, m[:, None], r, k), how, scratch)
+    else:
+        chunks = _column_chunks(xb, r, k, m[:, None])
+        sums = functools.reduce(_add_sums, (chunk_sums(ch, how, scratch) for ch in chunks))
+    s, wd, correction, shifted, terms = sums
     if fast:
         s *= np.exp(-m)
-        if want_wd:
-            wd -= m * (weight.sum() if weight is not None else num_classes)
+        if wd is not None:
+            wd -= m * (how.weight.sum() if how.weight is not None else num_classes)
     elif correction is not None:
         s += correction
-    st.s, st.wd = s, wd
-    if not single:
-        st.scratch_d = st.scratch_e = None
-    return st
+    return _Stats(k, m, s, wd, fast, shifted, terms)
 
 
-def _scratch_count(dtype: np.dtype, compensate: bool) -> int:
-    return 3 if (compensate and dtype == _F64) else 2
-
-
-def _blocks(x: np.ndarray, starts, buffers: int):
-    """Yield ``(a, b, xb, scratch, r)`` for the blocks of ``x`` starting at ``starts``."""
-    num_rows = x.shape[0]
-    per_block = _rows_per_block(num_rows, x.shape[1])
-    rows = min(per_block, num_rows)
-    scratch = _Scratch(rows, min(x.shape[1], _MAX_COLS), buffers)
-    r_all = np.arange(rows)
-    for a in starts:
-        b = min(num_rows, a + per_block)
-        yield a, b, x[a:b], scratch, (r_all if b - a == rows else r_all[: b - a])
-
-
-def _where_finite(st: _Stats, value: np.ndarray, other) -> np.ndarray:
+def _where_finite(st: _Stats, value: np.ndarray, other: np.ndarray | float) -> np.ndarray:
     """``value`` on rows whose max is finite, ``other`` elsewhere (fast blocks are all finite)."""
     if st.fast:
         return value
     return np.where(np.isfinite(st.m), value, other)
+
+
+def _chunk_shifted(xb: np.ndarray, st: _Stats, scratch: _Scratch, c0: int,
+                   c1: int) -> np.ndarray:
+    """``x - m`` on columns ``[c0, c1)``: the block's own, or recomputed into
+    ``scratch.shifted`` (column chunks, or a fast block)."""
+    if st.shifted is not None:
+        return st.shifted
+    d = scratch.shifted(xb.shape[0], c1 - c0)
+    _shift(xb[:, c0:c1], st.m[:, None], d)
+    return d
+
+
+def _chunk_terms(xb: np.ndarray, st: _Stats, scratch: _Scratch, c0: int,
+                 c1: int) -> np.ndarray:
+    """The terms on columns ``[c0, c1)`` (e^{x - m}, or e^x on a fast block): the block's own
+    (max term 0), or recomputed into ``scratch.terms`` (column chunks; max term not zeroed)."""
+    if st.terms is not None:
+        return st.terms
+    e = scratch.terms(xb.shape[0], c1 - c0)
+    if st.fast:
+        np.copyto(e, xb[:, c0:c1], casting="safe")
+    else:
+        _shift(xb[:, c0:c1], st.m[:, None], e)
+    np.exp(e, out=e)
+    return e
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,14 +514,12 @@ def logsumexp_rows(x: np.ndarray) -> np.ndarray:
     Rows whose max is +inf, -inf or nan give that max (+inf, -inf, nan), as in torch.
     """
     out = np.empty(x.shape[0], dtype=_F64)
-    compensate = x.dtype == _F64
-    allow_fast = x.dtype == _F32
+    how = _summation(x.dtype, compensate=True, allow_fast=True)
 
-    def work(starts) -> None:
+    def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts, _scratch_count(x.dtype, compensate)):
-                st = _block_stats(xb, scratch, r, compensate=compensate, allow_fast=allow_fast,
-                                  weight=None, want_wd=False)
+            for a, b, xb, scratch, r in _blocks(x, starts):
+                st = _block_stats(xb, scratch, r, how)
                 out[a:b] = _where_finite(st, st.m + np.log1p(st.s), st.m)
 
     _run(x.shape[0], x.shape[1], work)
@@ -351,21 +532,16 @@ def log_softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
     Rows whose max is +inf or nan, or which hold only -inf, become nan, as in torch.
     """
     num_classes = x.shape[1]
-    compensate = x.dtype == _F64
+    # the output needs x - m anyway, so the fast path (e^x, no x - m) would save nothing
+    how = _summation(x.dtype, compensate=True, allow_fast=False)
 
-    def work(starts) -> None:
+    def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts, _scratch_count(x.dtype, compensate)):
-                st = _block_stats(xb, scratch, r, compensate=compensate, allow_fast=False,
-                                  weight=None, want_wd=False)
+            for a, b, xb, scratch, r in _blocks(x, starts):
+                st = _block_stats(xb, scratch, r, how)
                 col = _where_finite(st, np.log1p(st.s), np.nan)[:, None]
-                if st.scratch_d is not None:
-                    np.subtract(st.scratch_d, col, out=out[a:b], casting="same_kind")
-                    continue
-                m_col = st.m[:, None]
                 for c0, c1 in _chunks(num_classes):
-                    d = scratch.get(0, b - a, c1 - c0)
-                    _shift(xb[:, c0:c1], m_col, d)
+                    d = _chunk_shifted(xb, st, scratch, c0, c1)
                     np.subtract(d, col, out=out[a:b, c0:c1], casting="same_kind")
 
     _run(x.shape[0], num_classes, work)
@@ -376,51 +552,44 @@ def softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 
     Rows whose max is +inf or nan, or which hold only -inf, become nan, as in torch.
     """
+    how = _summation(x.dtype, compensate=False, allow_fast=True)
 
-    def work(starts) -> None:
+    def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts, 2):
-                _write_probabilities(xb, scratch, r, out[a:b])
+            for a, b, xb, scratch, r in _blocks(x, starts):
+                _write_probabilities(xb, scratch, r, out[a:b], how)
 
     _run(x.shape[0], x.shape[1], work)
 
 
+_Shift = tuple[np.ndarray, np.ndarray]  # (per-row amounts a_i, per-class weights w_c)
+
+
 def _write_probabilities(xb: np.ndarray, scratch: _Scratch, r: np.ndarray, ob: np.ndarray,
-                         coef: np.ndarray | None = None, shift: np.ndarray | None = None,
-                         weight: np.ndarray | None = None) -> _Stats:
-    """``ob = coef·q - shift·w``, q the softmax of the rows of ``xb`` (``coef`` = 1, ``shift`` = 0
-    if None).
+                         how: _Summation, coef: np.ndarray | None = None,
+                         shift: _Shift | None = None) -> _Stats:
+    """``ob = coef·q - a ⊗ w``, q the softmax of the rows of ``xb`` (``coef`` = 1 if None;
+    no shift if ``shift = (a, w)`` is None).
 
     Returns the block's statistics; non-finite rows (max +inf, nan or only -inf) get nan.
-    The max entry is written as ``coef/(1+s) - shift·w_k`` exactly (no e^m·e^-m round-trip).
+    The max entry is written as ``coef/(1+s) - a·w_k`` exactly (no e^m·e^-m round-trip).
     """
-    num_classes = xb.shape[1]
-    st = _block_stats(xb, scratch, r, compensate=False, allow_fast=xb.dtype == _F32,
-                      weight=None, want_wd=False)
+    st = _block_stats(xb, scratch, r, how)
     inv = 1.0 / (1.0 + st.s)
     scale = _where_finite(st, inv if coef is None else coef * inv, np.nan)
     row_scale = (scale * np.exp(-st.m) if st.fast else scale)[:, None]
-    with_shift = shift is not None and weight is not None
-    for c0, c1 in _chunks(num_classes):
-        width = c1 - c0
-        if st.scratch_e is not None:
-            e, free = st.scratch_e, 1 - st.e_index
-        else:  # column chunks: recompute this chunk's terms
-            e, free = scratch.get(1, len(r), width), 0
-            if st.fast:
-                np.copyto(e, xb[:, c0:c1], casting="safe")
-            else:
-                _shift(xb[:, c0:c1], st.m[:, None], e)
-            np.exp(e, out=e)
-        if with_shift:
-            np.multiply(e, row_scale, out=e)
-            tmp = scratch.get(free, len(r), width)
-            np.multiply(shift[:, None], weight[c0:c1], out=tmp)
-            np.subtract(e, tmp, out=ob[:, c0:c1], casting="same_kind")
-        else:
+    for c0, c1 in _chunks(xb.shape[1]):
+        e = _chunk_terms(xb, st, scratch, c0, c1)
+        if shift is None:
             np.multiply(e, row_scale, out=ob[:, c0:c1], casting="same_kind")
+            continue
+        amount, w = shift
+        np.multiply(e, row_scale, out=e)
+        tmp = scratch.shifted(xb.shape[0], c1 - c0)  # x - m is no longer needed
+        np.multiply(amount[:, None], w[c0:c1], out=tmp)
+        np.subtract(e, tmp, out=ob[:, c0:c1], casting="same_kind")
     # the max entry: exactly coef/(1+s) (minus its shift)
-    ob[r, st.k] = scale - shift * weight[st.k] if with_shift else scale
+    ob[r, st.k] = scale if shift is None else scale - shift[0] * shift[1][st.k]
     return st
 
 
@@ -436,26 +605,24 @@ def cross_entropy_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
     """
     num_rows, num_classes = x.shape
     per_element = np.empty(num_rows, dtype=_F64)
-    compensate = x.dtype == _F64
-    allow_fast = x.dtype == _F32
+    how = _summation(x.dtype, compensate=True, allow_fast=True, weight=weight,
+                     want_wd=epsilon > 0)
     weight_sum = float(np.sum(weight)) if weight is not None else float(num_classes)
-    want_uniform = epsilon > 0
-    partial: dict[int, float] = {}
+    partial: dict[int, float] = {}  # Σ w_y of each block, by its first row
 
-    def work(starts) -> None:
+    def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts, _scratch_count(x.dtype, compensate)):
+            for a, b, xb, scratch, r in _blocks(x, starts):
                 skip = ignored[a:b]
                 y = np.where(skip, 0, target[a:b])
-                st = _block_stats(xb, scratch, r, compensate=compensate, allow_fast=allow_fast,
-                                  weight=weight, want_wd=want_uniform)
+                st = _block_stats(xb, scratch, r, how)
                 log_norm = np.log1p(st.s)
                 loss = _where_finite(st, (st.m - xb[r, y]) + log_norm, np.nan)
                 if weight is not None:
                     target_weight = np.where(skip, 0.0, weight[y])
                     partial[a] = float(np.sum(target_weight))
                     loss *= target_weight
-                if want_uniform:
+                if st.wd is not None:  # label smoothing
                     uniform = _where_finite(st, weight_sum * log_norm - st.wd, np.nan)
                     loss = (1 - epsilon) * loss + (epsilon / num_classes) * uniform
                 per_element[a:b] = np.where(skip, 0.0, loss)
@@ -468,6 +635,19 @@ def cross_entropy_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
     return per_element, denominator
 
 
+def _target_gradient(xb: np.ndarray, r: np.ndarray, y: np.ndarray, st: _Stats,
+                     c: np.ndarray, smoothing: _Shift | None, weight_sum: float) -> np.ndarray:
+    """The gradient at the target entries, without the cancellation of p_y - 1 when p_y ≈ 1."""
+    inv = 1.0 / (1.0 + st.s)
+    p_y = np.exp(xb[r, y] - st.m) * inv
+    at_max = y == st.k
+    g_y = c * np.where(at_max, -st.s * inv, p_y - 1.0)
+    if smoothing is not None:
+        sm, w = smoothing
+        g_y += sm * (weight_sum * np.where(at_max, inv, p_y) - w[y])
+    return g_y
+
+
 def cross_entropy_grad_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
                             weight: np.ndarray | None, scale: float, smooth: float,
                             out: np.ndarray) -> None:
@@ -478,25 +658,21 @@ def cross_entropy_grad_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarr
     ignored; ``weight`` is float64 or None (all ones).
     """
     weight_sum = float(np.sum(weight)) if weight is not None else float(x.shape[1])
-    w = weight if weight is not None or smooth == 0 else np.ones(x.shape[1])
+    # the weights of the smoothing term, needed only when there is one
+    w = None if smooth == 0 else weight if weight is not None else np.ones(x.shape[1])
+    how = _summation(x.dtype, compensate=False, allow_fast=True)
 
-    def work(starts) -> None:
+    def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts, 2):
+            for a, b, xb, scratch, r in _blocks(x, starts):
                 ob = out[a:b]
                 skip = ignored[a:b]
                 y = np.where(skip, 0, target[a:b])
                 c = np.where(skip, 0.0, scale if weight is None else scale * weight[y])
-                sm = np.where(skip, 0.0, smooth) if smooth != 0 else None
-                full = c if sm is None else c + sm * weight_sum
-                st = _write_probabilities(xb, scratch, r, ob, coef=full, shift=sm, weight=w)
-                # the target entry, without the cancellation of p_y - 1 when p_y ≈ 1
-                inv = 1.0 / (1.0 + st.s)
-                p_y = np.exp(xb[r, y] - st.m) * inv
-                at_max = y == st.k
-                g_y = c * np.where(at_max, -st.s * inv, p_y - 1.0)
-                if sm is not None:
-                    g_y += sm * (weight_sum * np.where(at_max, inv, p_y) - w[y])
+                smoothing = None if w is None else (np.where(skip, 0.0, smooth), w)
+                full = c if smoothing is None else c + smoothing[0] * weight_sum
+                st = _write_probabilities(xb, scratch, r, ob, how, coef=full, shift=smoothing)
+                g_y = _target_gradient(xb, r, y, st, c, smoothing, weight_sum)
                 ob[r, y] = _where_finite(st, g_y, np.nan)
                 if skip.any():
                     ob[skip] = 0

@@ -10,6 +10,7 @@ measured by ``python -m celib.bench``.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sys
 import tracemalloc
 
@@ -169,9 +170,27 @@ def test_thread_count_setting(threads, monkeypatch):
     monkeypatch.setenv("CELIB_NUM_THREADS", "5")
     K.set_num_threads(None)
     assert K.get_num_threads() == 5
-    monkeypatch.setenv("CELIB_NUM_THREADS", "many")
+    monkeypatch.setenv("CELIB_NUM_THREADS", " ")  # blank counts as unset
     K.set_num_threads(None)
     assert K.get_num_threads() >= 1
+
+
+@pytest.mark.parametrize("value", ["abc", "many", "0", "-2", "1.5", "2 threads"])
+def test_a_bad_thread_count_in_the_environment_is_an_error(threads, monkeypatch, value):
+    monkeypatch.setenv("CELIB_NUM_THREADS", value)
+    monkeypatch.setattr(K, "_num_threads", None)  # as in a fresh process: not read yet
+    message = f"CELIB_NUM_THREADS must be a positive integer, got {value!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        K.get_num_threads()  # read when first needed, not when celib is imported
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cf.softmax(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        K.set_num_threads(2)  # which returns the previous count: the default, unreadable
+    monkeypatch.setattr(K, "_num_threads", 3)  # a count known before the variable went bad
+    assert K.set_num_threads(2) == 3
+    with pytest.raises(ValueError, match=re.escape(message)):
+        K.set_num_threads(None)  # back to the default: read again, and refused
+    assert K.get_num_threads() == 2  # unchanged
 
 
 def _child(queue):
