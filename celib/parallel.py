@@ -259,81 +259,101 @@ def _prepare(logits, target, vocab_size, weight, ignore_index, reduction, label_
             epsilon, group)
 
 
+def _parallel_forward(z, target, kept, weight, start: int, vocab_size: int, reduction: str,
+                      epsilon: float, group):
+    """The forward on one rank: the all-reduces, the per-token losses and the reduction.
+    Returns the output, the tensors the backward needs, and Σ_c w_c."""
+    import torch
+    import torch.distributed as dist
+
+    n, width = z.shape
+    local = target - start
+    owned = kept & (local >= 0) & (local < width)
+    # 1. the row maxima, MAX over the ranks: every rank then shifts by the global max.
+    m = z.detach().amax(dim=1) if n else z.new_zeros(0)
+    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    # 2. the sum of exp(z - m), SUM over the ranks: the global log-sum-exp.
+    s = torch.exp(z - m[:, None]).sum(dim=1)
+    dist.all_reduce(s, op=dist.ReduceOp.SUM, group=group)
+    lse = m + torch.log(s)
+    # 3. the target logit: the owning rank contributes it, the others 0.
+    picked = z.gather(1, local.clamp(0, width - 1)[:, None])[:, 0]
+    z_y = torch.where(owned, picked, torch.zeros_like(picked))
+    dist.all_reduce(z_y, op=dist.ReduceOp.SUM, group=group)
+
+    zero = torch.zeros((), dtype=z.dtype)
+    if weight is None:
+        w_y = kept.to(z.dtype)
+        w_total = float(vocab_size)
+    else:
+        w_y = torch.where(kept, weight[target.clamp(0, vocab_size - 1)], zero)
+        w_total = weight.sum()
+    loss = torch.where(kept, w_y * (lse - z_y), zero)
+    if epsilon > 0:
+        # 4. label smoothing: sum_c w_c z_c over the whole vocabulary, SUM over ranks.
+        w_local = None if weight is None else weight[start:start + width]
+        z_sum = (z.sum(dim=1) if w_local is None else z @ w_local)
+        dist.all_reduce(z_sum, op=dist.ReduceOp.SUM, group=group)
+        smooth = torch.where(kept, w_total * lse - z_sum, zero)
+        loss = (1 - epsilon) * loss + (epsilon / vocab_size) * smooth
+    denominator = w_y.sum()
+    if reduction == "sum":
+        out = loss.sum()
+    elif reduction == "mean":
+        out = loss.sum() / denominator
+    else:
+        out = loss
+    saved = (z, lse, local, kept, owned, w_y, denominator, weight)
+    return out, saved, w_total
+
+
+def _parallel_backward(grad_out, saved, options):
+    """The backward on one rank, from the forward's saved tensors: no collective."""
+    import torch
+
+    z, lse, local, kept, owned, w_y, denominator, weight = saved
+    start, vocab_size, reduction, epsilon, w_total = options
+    n, width = z.shape
+    if reduction == "none":
+        g = grad_out
+    elif reduction == "sum":
+        g = grad_out.expand(n)
+    else:
+        g = (grad_out / denominator).expand(n)
+    g = torch.where(kept, g, torch.zeros_like(g))
+    # No collective: softmax of the local columns (from the global lse) minus the
+    # local one-hot, with the options' coefficients.
+    q = torch.exp(z - lse[:, None])
+    coef = (1 - epsilon) * w_y
+    grad = q * (coef + (epsilon / vocab_size) * w_total)[:, None]
+    rows = torch.nonzero(owned)[:, 0]
+    grad[rows, local[rows]] -= coef[rows]
+    if epsilon > 0:
+        w_local = (torch.ones(width, dtype=z.dtype) if weight is None
+                   else weight[start:start + width])
+        grad = grad - (epsilon / vocab_size) * w_local[None, :]
+    grad = grad * g[:, None]
+    return grad
+
+
 @cache
 def _autograd_function():
     """The torch.autograd.Function, built on first use so that torch is imported lazily."""
     import torch
-    import torch.distributed as dist
 
     class VocabParallelCrossEntropy(torch.autograd.Function):
         @staticmethod
         def forward(ctx, z, target, kept, weight, start, vocab_size, reduction, epsilon, group):
-            n, width = z.shape
-            local = target - start
-            owned = kept & (local >= 0) & (local < width)
-            # 1. the row maxima, MAX over the ranks: every rank then shifts by the global max.
-            m = z.detach().amax(dim=1) if n else z.new_zeros(0)
-            dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)
-            m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-            # 2. the sum of exp(z - m), SUM over the ranks: the global log-sum-exp.
-            s = torch.exp(z - m[:, None]).sum(dim=1)
-            dist.all_reduce(s, op=dist.ReduceOp.SUM, group=group)
-            lse = m + torch.log(s)
-            # 3. the target logit: the owning rank contributes it, the others 0.
-            picked = z.gather(1, local.clamp(0, width - 1)[:, None])[:, 0]
-            z_y = torch.where(owned, picked, torch.zeros_like(picked))
-            dist.all_reduce(z_y, op=dist.ReduceOp.SUM, group=group)
-
-            zero = torch.zeros((), dtype=z.dtype)
-            if weight is None:
-                w_y = kept.to(z.dtype)
-                w_total = float(vocab_size)
-            else:
-                w_y = torch.where(kept, weight[target.clamp(0, vocab_size - 1)], zero)
-                w_total = weight.sum()
-            loss = torch.where(kept, w_y * (lse - z_y), zero)
-            if epsilon > 0:
-                # 4. label smoothing: sum_c w_c z_c over the whole vocabulary, SUM over ranks.
-                w_local = None if weight is None else weight[start:start + width]
-                z_sum = (z.sum(dim=1) if w_local is None else z @ w_local)
-                dist.all_reduce(z_sum, op=dist.ReduceOp.SUM, group=group)
-                smooth = torch.where(kept, w_total * lse - z_sum, zero)
-                loss = (1 - epsilon) * loss + (epsilon / vocab_size) * smooth
-            denominator = w_y.sum()
-            if reduction == "sum":
-                out = loss.sum()
-            elif reduction == "mean":
-                out = loss.sum() / denominator
-            else:
-                out = loss
-            ctx.save_for_backward(z, lse, local, kept, owned, w_y, denominator, weight)
+            out, saved, w_total = _parallel_forward(z, target, kept, weight, start, vocab_size,
+                                                    reduction, epsilon, group)
+            ctx.save_for_backward(*saved)
             ctx.options = (start, vocab_size, reduction, epsilon, w_total)
             return out
 
         @staticmethod
         def backward(ctx, grad_out):
-            z, lse, local, kept, owned, w_y, denominator, weight = ctx.saved_tensors
-            start, vocab_size, reduction, epsilon, w_total = ctx.options
-            n, width = z.shape
-            if reduction == "none":
-                g = grad_out
-            elif reduction == "sum":
-                g = grad_out.expand(n)
-            else:
-                g = (grad_out / denominator).expand(n)
-            g = torch.where(kept, g, torch.zeros_like(g))
-            # No collective: softmax of the local columns (from the global lse) minus the
-            # local one-hot, with the options' coefficients.
-            q = torch.exp(z - lse[:, None])
-            coef = (1 - epsilon) * w_y
-            grad = q * (coef + (epsilon / vocab_size) * w_total)[:, None]
-            rows = torch.nonzero(owned)[:, 0]
-            grad[rows, local[rows]] -= coef[rows]
-            if epsilon > 0:
-                w_local = (torch.ones(width, dtype=z.dtype) if weight is None
-                           else weight[start:start + width])
-                grad = grad - (epsilon / vocab_size) * w_local[None, :]
-            grad = grad * g[:, None]
+            grad = _parallel_backward(grad_out, ctx.saved_tensors, ctx.options)
             return grad, None, None, None, None, None, None, None, None
 
     return VocabParallelCrossEntropy
