@@ -59,7 +59,7 @@ notebooks: $(STAMP)  ## re-execute every chapter in place, refreshing the commit
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
 
-test: test-unit test-notebooks test-portable test-site  ## every test, as CI runs it
+test: lint test-unit test-notebooks test-portable test-site  ## every test, as CI runs it
 
 # ruff (E, F, W, B, UP, C90 at 100 columns) over the code and the notebooks' cells, mypy over
 # celib, which ships py.typed; both configured in pyproject.toml.
