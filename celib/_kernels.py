@@ -65,9 +65,14 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from ._core import smoothing_coefficients
+
+if TYPE_CHECKING:
+    from ._core import IndexTargets
 
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
@@ -593,46 +598,40 @@ def _write_probabilities(xb: np.ndarray, scratch: _Scratch, r: np.ndarray, ob: n
     return st
 
 
-def cross_entropy_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
-                       weight: np.ndarray | None, epsilon: float) -> tuple[np.ndarray, float]:
-    """Per-element losses (float64) and the 'mean' denominator, for class-index targets.
+def cross_entropy_rows(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
+                       epsilon: float) -> np.ndarray:
+    """Per-element losses (float64) for class-index targets.
 
-    Element i's loss is ``w_y (lse_i - x_{i,y})`` (``y = target[i]``, ``w_y`` = 1 without
-    weights), mixed with ``Σ_c w_c (lse_i - x_{i,c})`` by label smoothing ``epsilon``; it is
-    exactly 0 where ``ignored``, nan where the row's max is not finite. ``target`` holds valid
-    class indices wherever it is not ignored; ``weight`` is float64 or None. The denominator is
-    ``Σ_i w_{y_i}`` over the elements kept, summed block by block in a fixed order.
+    Element i's loss is ``w_y (lse_i - x_{i,y})`` (``y = targets.classes[i]``, ``w_y`` from
+    ``targets.weights``, 1 without class weights), mixed with ``Σ_c w_c (lse_i - x_{i,c})`` by
+    label smoothing ``epsilon``; it is exactly +0.0 where ``targets.ignored``, nan where the
+    row's max is not finite. ``weight`` is the float64 class-weight vector or None. The 'mean'
+    denominator is ``targets.denominator`` (:mod:`celib._core`).
     """
     num_rows, num_classes = x.shape
     per_element = np.empty(num_rows, dtype=_F64)
     how = _summation(x.dtype, compensate=True, allow_fast=True, weight=weight,
                      want_wd=epsilon > 0)
     weight_sum = float(np.sum(weight)) if weight is not None else float(num_classes)
-    partial: dict[int, float] = {}  # Σ w_y of each block, by its first row
+    keep, spread = smoothing_coefficients(epsilon, num_classes)
 
     def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
             for a, b, xb, scratch, r in _blocks(x, starts):
-                skip = ignored[a:b]
-                y = np.where(skip, 0, target[a:b])
+                skip = targets.ignored[a:b]
+                y = targets.classes[a:b]
                 st = _block_stats(xb, scratch, r, how)
                 log_norm = np.log1p(st.s)
                 loss = _where_finite(st, (st.m - xb[r, y]) + log_norm, np.nan)
-                if weight is not None:
-                    target_weight = np.where(skip, 0.0, weight[y])
-                    partial[a] = float(np.sum(target_weight))
-                    loss *= target_weight
+                if targets.weights is not None:
+                    loss *= targets.weights[a:b]
                 if st.wd is not None:  # label smoothing
                     uniform = _where_finite(st, weight_sum * log_norm - st.wd, np.nan)
-                    loss = (1 - epsilon) * loss + (epsilon / num_classes) * uniform
+                    loss = keep * loss + spread * uniform
                 per_element[a:b] = np.where(skip, 0.0, loss)
 
     _run(num_rows, num_classes, work)
-    if weight is None:
-        denominator = float(num_rows - np.count_nonzero(ignored))
-    else:
-        denominator = float(sum(partial[a] for a in sorted(partial)))
-    return per_element, denominator
+    return per_element
 
 
 def _target_gradient(xb: np.ndarray, r: np.ndarray, y: np.ndarray, st: _Stats,
@@ -648,14 +647,13 @@ def _target_gradient(xb: np.ndarray, r: np.ndarray, y: np.ndarray, st: _Stats,
     return g_y
 
 
-def cross_entropy_grad_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarray,
-                            weight: np.ndarray | None, scale: float, smooth: float,
-                            out: np.ndarray) -> None:
+def cross_entropy_grad_rows(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
+                            scale: float, smooth: float, out: np.ndarray) -> None:
     """Write the gradient rows ``c_i·(q - e_y) + s_i·(Σw·q - w)`` into ``out`` (q = softmax).
 
-    ``c_i = scale·w_{y_i}`` and ``s_i = smooth`` on kept rows; rows where ``ignored`` is True
-    get exactly 0 whatever their logits. ``target`` holds valid class indices wherever it is not
-    ignored; ``weight`` is float64 or None (all ones).
+    ``c_i = scale·w_{y_i}`` (``targets.weights``, 1 without class weights) and ``s_i = smooth``
+    on kept rows; rows where ``targets.ignored`` is True get exactly 0 whatever their logits.
+    ``weight`` is the float64 class-weight vector or None (all ones).
     """
     weight_sum = float(np.sum(weight)) if weight is not None else float(x.shape[1])
     # the weights of the smoothing term, needed only when there is one
@@ -666,9 +664,10 @@ def cross_entropy_grad_rows(x: np.ndarray, target: np.ndarray, ignored: np.ndarr
         with np.errstate(all="ignore"):
             for a, b, xb, scratch, r in _blocks(x, starts):
                 ob = out[a:b]
-                skip = ignored[a:b]
-                y = np.where(skip, 0, target[a:b])
-                c = np.where(skip, 0.0, scale if weight is None else scale * weight[y])
+                skip = targets.ignored[a:b]
+                y = targets.classes[a:b]
+                c = np.where(skip, 0.0, scale if targets.weights is None
+                             else scale * targets.weights[a:b])
                 smoothing = None if w is None else (np.where(skip, 0.0, smooth), w)
                 full = c if smoothing is None else c + smoothing[0] * weight_sum
                 st = _write_probabilities(xb, scratch, r, ob, how, coef=full, shift=smoothing)

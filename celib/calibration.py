@@ -4,7 +4,7 @@ A model is *calibrated* when, among the examples to which it gives confidence ab
 80 % are right. This module measures that (:func:`expected_calibration_error` with the
 per-bin numbers of a reliability diagram, :func:`brier_score`), repairs it after training
 (:func:`fit_temperature`, temperature scaling) and gives the loss that changes it during
-training (:func:`focal_loss`; its gradient is :func:`celib.grad.focal_loss_grad`).
+training (:func:`focal_loss`; its gradient is :func:`focal_loss_grad`).
 Chapter 8 (Probabilities you can trust) explains all of it.
 
 Only numpy is needed.
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
-from .functional import _rows, log_softmax
+from . import _checks, _core
+from ._layout import rows, unrows
+from .functional import log_softmax
 
 __all__ = ["expected_calibration_error", "reliability_bins", "ReliabilityBins", "brier_score",
-           "fit_temperature", "focal_loss"]
+           "fit_temperature", "focal_loss", "focal_loss_grad"]
 
 NORMS = ("l1", "l2", "max")
 STRATEGIES = ("uniform", "quantile")
@@ -455,14 +456,13 @@ def _focal_parts(input: ArrayLike, target: ArrayLike, gamma: float, alpha, reduc
             raise ValueError(f"alpha must hold C = {num_classes} finite weights >= 0, "
                              f"got {alpha!r}")
         alpha = a.astype(np.float64)
-    _checks.check_bounds(t, num_classes)
-    rows = _rows(x).astype(np.float64)
-    labels = t.reshape(-1).astype(np.int64)            # the order of _rows' rows
-    logp = log_softmax(rows, axis=1)
+    targets = _core.index_targets(t, num_classes, None, None)   # every element counts 1
+    labels = targets.classes                            # in the order of rows(x)
+    logp = log_softmax(rows(x).astype(np.float64), axis=1)
     logpt = logp[np.arange(len(labels)), labels]
     one_minus = -np.expm1(logpt)                        # 1 − p_t without cancellation
     at = np.ones_like(logpt) if alpha is None else alpha[labels]
-    return x, labels, logp, logpt, one_minus, at
+    return x, targets, logp, logpt, one_minus, at
 
 
 def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
@@ -509,7 +509,7 @@ def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     :math:`(1 - p_t)^\\gamma` shrinks the loss of examples already classified well; it was made
     for the extreme foreground/background imbalance of dense object detection (RetinaNet), and
     Mukhoti et al. (2020) found that it also leaves networks better calibrated than
-    cross-entropy. Its gradient is :func:`celib.grad.focal_loss_grad`.
+    cross-entropy. Its gradient is :func:`focal_loss_grad`.
     Explained in chapter 8 (Probabilities you can trust).
 
     References
@@ -528,16 +528,10 @@ def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     >>> focal_loss(z, y, gamma=0.0).round(6), focal_loss(z, y, gamma=2.0).round(6)
     (np.float64(0.669079), np.float64(0.249571))
     """
-    x, labels, _, logpt, one_minus, at = _focal_parts(input, target, gamma, alpha, reduction)
+    x, targets, _, logpt, one_minus, at = _focal_parts(input, target, gamma, alpha, reduction)
     with np.errstate(divide="ignore"):
         per = -at * one_minus ** gamma * logpt
-    shape = _checks.index_target_shape(x.shape)
-    if reduction == "none":
-        return per.reshape(shape).astype(x.dtype)
-    total = np.sum(per, dtype=np.float64)
-    if reduction == "sum":
-        return x.dtype.type(total)
-    return x.dtype.type(total / per.size) if per.size else x.dtype.type(np.nan)
+    return _core.reduce(per, targets, reduction, x.dtype)
 
 
 def focal_loss_grad(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
@@ -573,21 +567,17 @@ def focal_loss_grad(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     Examples
     --------
     >>> import numpy as np
-    >>> from celib.grad import focal_loss_grad
+    >>> from celib.calibration import focal_loss_grad
     >>> focal_loss_grad(np.array([[0.0, 0.0]]), np.array([0]), gamma=0.0)
     array([[-0.5,  0.5]])
     """
-    x, labels, logp, logpt, one_minus, at = _focal_parts(input, target, gamma, alpha, reduction)
+    x, targets, logp, logpt, one_minus, at = _focal_parts(input, target, gamma, alpha, reduction)
     pt = np.exp(logpt)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(one_minus > 0, logpt / one_minus, -1.0)
     s = at * one_minus ** gamma * (1.0 - gamma * pt * ratio)
     g = np.exp(logp)
-    g[np.arange(len(labels)), labels] -= 1.0
+    g[np.arange(len(targets.classes)), targets.classes] -= 1.0
     g *= s[:, None]
-    if reduction == "mean":
-        g = g / len(labels) if len(labels) else g * np.nan
-    if x.ndim <= 2:
-        return g.reshape(x.shape).astype(x.dtype)
-    moved = (x.shape[0],) + tuple(x.shape[2:]) + (x.shape[1],)
-    return np.moveaxis(g.reshape(moved), -1, 1).astype(x.dtype)
+    g = _core.reduce_gradient(g, targets, reduction)
+    return unrows(g, x.shape).astype(x.dtype)

@@ -34,7 +34,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _checks, _kernels
+from . import _checks, _core, _kernels
+from ._layout import contiguous_rows, rows
+from ._linear import linear_cross_entropy  # chapter 9: never forms the logits
 
 __all__ = [
     "logsumexp",
@@ -57,14 +59,7 @@ def _last_axis_rows(work: np.ndarray, axis: int) -> tuple[np.ndarray, tuple[int,
     when the layout requires it); also return the shape of the other axes."""
     moved = np.moveaxis(work, axis, -1)
     rest = moved.shape[:-1]
-    rows = moved.reshape(-1, moved.shape[-1])
-    return _contiguous_rows(rows), rest
-
-
-def _contiguous_rows(rows: np.ndarray) -> np.ndarray:
-    if rows.shape[1] > 1 and rows.strides[1] != rows.itemsize:
-        return np.ascontiguousarray(rows)
-    return rows
+    return contiguous_rows(moved.reshape(-1, moved.shape[-1])), rest
 
 
 def _from_last_axis(rows: np.ndarray, rest: tuple[int, ...], axis: int) -> np.ndarray:
@@ -183,7 +178,7 @@ def logsumexp(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = F
         # the reduced axes last, in one row per kept position: (prod(rest), length)
         moved = np.transpose(work, kept + list(axes)).reshape(-1, length)
         # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
-        out = _kernels.logsumexp_rows(_contiguous_rows(moved)).reshape(rest)
+        out = _kernels.logsumexp_rows(contiguous_rows(moved)).reshape(rest)
         with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
             out = out.astype(a.dtype, copy=False)
     return out.reshape(keep_shape) if keepdims else out
@@ -199,9 +194,9 @@ def _softmax_family(x: ArrayLike, axis: int, dtype, kernel) -> np.ndarray:
     if a.shape[axis] == 0:
         return a.copy()
     work = a.astype(_checks.compute_dtype(a.dtype), copy=False)
-    rows, rest = _last_axis_rows(work, axis)
-    out = np.empty(rows.shape, dtype=a.dtype)
-    kernel(rows, out)
+    flat, rest = _last_axis_rows(work, axis)
+    out = np.empty(flat.shape, dtype=a.dtype)
+    kernel(flat, out)
     return _from_last_axis(out, rest, axis)
 
 
@@ -375,47 +370,6 @@ def one_hot(labels: ArrayLike, num_classes: int = -1) -> np.ndarray:
 # Losses
 # --------------------------------------------------------------------------------------------
 
-def _rows(x: np.ndarray) -> np.ndarray:
-    """View the class axis last and everything else flattened: (C,) → (1, C),
-    (N, C) → (N, C), (N, C, d1, ..., dK) → (N·d1···dK, C)."""
-    if x.ndim == 1:
-        return x[None, :]
-    if x.ndim == 2:
-        return x
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
-
-
-def _reduce(per_element: np.ndarray, denominator: float, reduction: str, shape: tuple[int, ...],
-            dtype: np.dtype):
-    """Apply the reduction to the per-element losses; sums are accumulated in float64."""
-    if reduction == "none":
-        with np.errstate(over="ignore"):  # a float64 loss beyond float32's range is inf
-            return per_element.reshape(shape).astype(dtype, copy=False)
-    total = np.sum(per_element, dtype=np.float64)
-    with np.errstate(over="ignore"):  # a float64 total beyond float32's range is inf
-        if reduction == "sum":
-            return dtype.type(total)
-        if denominator == 0:
-            # Nothing counts (every target ignored, every kept target weighs 0, or an empty
-            # batch): torch's mean is 0/0 = nan, even when label smoothing makes the numerator
-            # non-zero.
-            return dtype.type(np.nan)
-        return dtype.type(total / denominator)
-
-
-def _is_probability_target(target: np.ndarray, input_shape: tuple[int, ...]) -> bool:
-    """torch's rule: a target with the input's shape holds class probabilities."""
-    if target.shape != input_shape:
-        return False
-    if target.dtype.kind != "f":
-        raise ValueError(
-            f"a target of the input's shape {input_shape} is read as class probabilities and must "
-            f"be floating point, got dtype {target.dtype}. If it is one-hot, either pass the class "
-            "indices (target.argmax(axis=1)) or convert it: target.astype(np.float32)."
-        )
-    return True
-
-
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> np.ndarray | np.floating:
     """Negative log-likelihood loss on log-probabilities, like ``torch.nn.functional.nll_loss``.
@@ -477,25 +431,20 @@ def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = Non
     opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction)
     t = np.asarray(target)
     _checks.check_index_target(t, x.shape, probabilities_allowed=False)
-    per_element, denominator = _nll_rows(_rows(work), t.reshape(-1), opts.weight,
-                                         opts.ignore_index, num_classes)
-    return _reduce(per_element, denominator, opts.reduction, t.shape, x.dtype)
+    targets = _core.index_targets(t, num_classes, opts.ignore_index, opts.weight)
+    return _core.reduce(_picked_losses(rows(work), targets), targets, opts.reduction, x.dtype)
 
 
-def _nll_rows(rows: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_index: int,
-              num_classes: int) -> tuple[np.ndarray, float]:
-    """Per-row -w[t]·rows[t] (0 where ignored) and the 'mean' denominator Σ w[t] over kept rows."""
-    ignored = _checks.check_bounds(t, num_classes, ignore_index)
-    safe_t = np.where(ignored, 0, t).astype(np.intp)
-    if num_classes == 0:  # every target is ignored (check_bounds saw to it): nothing to pick
-        picked = np.zeros(len(t), rows.dtype)
+def _picked_losses(r: np.ndarray, targets: _core.IndexTargets) -> np.ndarray:
+    """Per-row :math:`-w_{y_i}\\,r_{i,y_i}`, +0.0 where ignored (the gather of nll_loss)."""
+    if r.shape[1] == 0:  # every target is ignored (the bounds check saw to it): nothing to pick
+        picked = np.zeros(len(targets.classes), r.dtype)
     else:
-        picked = np.take_along_axis(rows, safe_t[:, None], axis=1)[:, 0]
-    target_weight = np.ones(len(t), rows.dtype) if w is None else w[safe_t]
-    target_weight = np.where(ignored, 0, target_weight).astype(rows.dtype)
+        picked = np.take_along_axis(r, targets.classes[:, None], axis=1)[:, 0]
+    target_weight = (np.where(targets.ignored, 0, 1).astype(r.dtype) if targets.weights is None
+                     else targets.weights.astype(r.dtype))
     # An ignored row is +0.0, as torch writes it; -0.0 * picked would give -0.0 when picked > 0.
-    per_element = np.where(ignored, rows.dtype.type(0), -target_weight * picked)
-    return per_element, float(np.sum(target_weight, dtype=np.float64))
+    return np.where(targets.ignored, r.dtype.type(0), -target_weight * picked)
 
 
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -593,30 +542,27 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
     w, epsilon, reduction = opts.weight, opts.label_smoothing, opts.reduction
     t = np.asarray(target)
 
-    if _is_probability_target(t, x.shape):
+    if _core.is_probability_target(t, x.shape):
         _checks.refuse_ignore_index_with_probabilities(opts.ignore_index)
-        log_q = log_softmax(_rows(work), axis=1)  # the model's log-probabilities
-        p = _rows(t.astype(work.dtype, copy=False))  # the target
-        if epsilon > 0:
-            p = p * (1 - epsilon) + epsilon / num_classes
+        log_q = log_softmax(rows(work), axis=1)  # the model's log-probabilities
+        p_targets = _core.probability_targets(rows(t.astype(work.dtype, copy=False)), epsilon,
+                                              _checks.index_target_shape(x.shape))
+        p = p_targets.probabilities
         wp = p if w is None else p * w
         with np.errstate(invalid="ignore"):  # 0 · (-inf) only where a logit is -inf
             per_element = -np.sum(wp * log_q, axis=1)
-        shape = _checks.index_target_shape(x.shape)
-        return _reduce(per_element, float(log_q.shape[0]), reduction, shape, x.dtype)
+        return _core.reduce(per_element, p_targets, reduction, x.dtype)
 
     _checks.check_index_target(t, x.shape)
-    flat = t.reshape(-1)
-    rows = _contiguous_rows(_rows(work))
-    ignored = _checks.check_bounds(flat, num_classes, opts.ignore_index)
-    if num_classes == 0:  # nothing to normalise over: the gather itself decides, as before
-        per_element, denominator = _nll_rows(rows, flat, w, opts.ignore_index, num_classes)
-        return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
+    targets = _core.index_targets(t, num_classes, opts.ignore_index, w)
+    r = contiguous_rows(rows(work))
+    if num_classes == 0:  # nothing to normalise over: the gather itself decides
+        return _core.reduce(_picked_losses(r, targets), targets, reduction, x.dtype)
     # Per row, in float64: lse_i - x_{i, y_i} (= -log_softmax(x)_{i, y_i}), without ever
     # forming the (N, C) log-softmax; the smoothing term needs sum_c w_c (lse_i - x_{i,c}).
-    per_element, denominator = _kernels.cross_entropy_rows(
-        rows, flat, ignored, None if w is None else w.astype(np.float64), epsilon)
-    return _reduce(per_element, denominator, reduction, t.shape, x.dtype)
+    per_element = _kernels.cross_entropy_rows(
+        r, targets, None if w is None else w.astype(np.float64), epsilon)
+    return _core.reduce(per_element, targets, reduction, x.dtype)
 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
@@ -696,7 +642,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike,
     loss = (1 - yw) * softplus_pos + positive
     if weight is not None:
         loss = loss * _broadcast_weight(weight, x.shape, work_dtype, "weight")
-    return _reduce(loss, float(loss.size), reduction, x.shape, x.dtype)
+    return _core.reduce(loss, _core.Elements.of_shape(x.shape), reduction, x.dtype)
 
 
 def _broadcast_weight(weight: ArrayLike, shape: tuple[int, ...], dtype: np.dtype,
@@ -712,4 +658,3 @@ def _broadcast_weight(weight: ArrayLike, shape: tuple[int, ...], dtype: np.dtype
     return w
 
 
-from ._linear import linear_cross_entropy  # noqa: E402  (chapter 9; never forms the logits)

@@ -17,11 +17,12 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks, _kernels
-from .functional import _contiguous_rows, _is_probability_target, _rows, softmax
+from . import _checks, _core, _kernels
+from ._layout import contiguous_rows, rows, unrows
+from ._linear import linear_cross_entropy_grad  # chapter 9; defined with its forward
+from .functional import softmax
 
-__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad", "linear_cross_entropy_grad",
-           "focal_loss_grad"]
+__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad", "linear_cross_entropy_grad"]
 
 
 def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -74,74 +75,52 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
     opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction,
                                          label_smoothing)
-    w, epsilon, reduction, ignore_index = (opts.weight, opts.label_smoothing, opts.reduction,
-                                           opts.ignore_index)
+    w, epsilon, reduction = opts.weight, opts.label_smoothing, opts.reduction
     weights = np.ones(num_classes, work.dtype) if w is None else w
     t = np.asarray(target)
 
-    if _is_probability_target(t, x.shape):
-        _checks.refuse_ignore_index_with_probabilities(ignore_index)
-        q = softmax(_rows(work), axis=1)  # the model
-        p = _rows(t.astype(work.dtype, copy=False))  # the target
-        if epsilon > 0:
-            p = p * (1 - epsilon) + epsilon / num_classes
-        wp = p * weights
+    if _core.is_probability_target(t, x.shape):
+        _checks.refuse_ignore_index_with_probabilities(opts.ignore_index)
+        q = softmax(rows(work), axis=1)  # the model
+        p_targets = _core.probability_targets(rows(t.astype(work.dtype, copy=False)), epsilon,
+                                              _checks.index_target_shape(x.shape))
+        wp = p_targets.probabilities * weights
         g = np.sum(wp, axis=1, keepdims=True) * q - wp
-        return _finish(g, float(q.shape[0]), reduction, x, None)
+        return _finish(g, p_targets, reduction, x)
 
     _checks.check_index_target(t, x.shape)
-    flat = t.reshape(-1)
-    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
-    if w is None:
-        denominator = float(flat.size - np.count_nonzero(ignored))
-    else:
-        kept = np.where(ignored, 0, weights[np.where(ignored, 0, flat)]).astype(work.dtype)
-        denominator = float(np.sum(kept, dtype=np.float64))
-        del kept
-    rows = _contiguous_rows(_rows(work))
-    if num_classes == 0 or (reduction == "mean" and denominator == 0):
+    targets = _core.index_targets(t, num_classes, opts.ignore_index, w)
+    r = contiguous_rows(rows(work))
+    if num_classes == 0 or _core.nan_rows(targets, reduction) is not None:
         # Rare cases, kept in their plain form: nothing to normalise over, or a 'mean' whose
         # denominator is 0 (see _finish for what autograd does there).
-        safe = np.where(ignored, 0, flat).astype(np.intp)
-        target_weight = np.where(ignored, 0, weights[safe]).astype(work.dtype)
-        q = softmax(rows, axis=1)
+        target_weight = (np.where(targets.ignored, 0, 1) if targets.weights is None
+                         else targets.weights).astype(work.dtype)
+        q = softmax(r, axis=1)
         g = q.copy()
-        g[np.arange(len(safe)), safe] -= 1
-        g *= (1 - epsilon) * target_weight[:, None]
+        g[np.arange(len(targets.classes)), targets.classes] -= 1
+        keep, spread = _core.smoothing_coefficients(epsilon, num_classes)
+        g *= keep * target_weight[:, None]
         if epsilon > 0:
-            g += (epsilon / num_classes) * (weights.sum() * q - weights)
-        g[ignored] = 0
-        return _finish(g, denominator, reduction, x, ignored)
+            g += spread * (weights.sum() * q - weights)
+        g[targets.ignored] = 0
+        return _finish(g, targets, reduction, x)
     # One pass per row block, in float64: g = c_i·(q - e_y) + s·(Σw·q - w), with
-    # c_i = (1 - ε)·w_y/denominator and s = (ε/C)/denominator ('mean'; no division otherwise).
-    scale = 1.0 / denominator if reduction == "mean" else 1.0
-    out = np.empty(rows.shape, dtype=x.dtype)
+    # c_i = (1 - ε)·w_y·scale and s = (ε/C)·scale, scale = 1/denominator for 'mean'.
+    scale = _core.gradient_scale(targets, reduction)
+    keep, spread = _core.smoothing_coefficients(epsilon, num_classes)
+    out = np.empty(r.shape, dtype=x.dtype)
     _kernels.cross_entropy_grad_rows(
-        rows, flat, ignored, None if w is None else w.astype(np.float64),
-        (1 - epsilon) * scale, (epsilon / num_classes) * scale, out)
-    return _unrows(out, x.shape)
+        r, targets, None if w is None else w.astype(np.float64), keep * scale, spread * scale,
+        out)
+    return unrows(out, x.shape)
 
 
-def _finish(g: np.ndarray, denominator: float, reduction: str, x: np.ndarray,
-            ignored: np.ndarray | None) -> np.ndarray:
-    """Divide by the 'mean' denominator and go back to the input's layout and dtype."""
-    if reduction == "mean":
-        if denominator == 0:
-            # The mean is 0/0. torch's autograd then gives 0 for ignored rows (the loss does not
-            # depend on them) and 0 · (1/0) = nan for every other row (class weights of 0).
-            kept = np.ones(len(g), bool) if ignored is None else ~ignored
-            g = np.where(kept[:, None], np.nan, np.zeros_like(g))
-        else:
-            g = g / denominator
-    return _unrows(g, x.shape).astype(x.dtype, copy=False)
-
-
-def _unrows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of :func:`celib.functional._rows`: back to the input's layout."""
-    if len(shape) <= 2:
-        return rows.reshape(shape)
-    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
-    return np.moveaxis(rows.reshape(moved), -1, 1)
+def _finish(g: np.ndarray, targets: _core.Targets, reduction: str, x: np.ndarray) -> np.ndarray:
+    """Apply the reduction (a 'mean' over nothing gives torch's autograd's nan and 0) and go
+    back to the input's layout and dtype."""
+    g = _core.reduce_gradient(g, targets, reduction)
+    return unrows(g, x.shape).astype(x.dtype, copy=False)
 
 
 def softmax_jacobian(z: ArrayLike) -> np.ndarray:
@@ -225,5 +204,3 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 
     return grad
 
 
-from ._linear import linear_cross_entropy_grad  # noqa: E402  (chapter 9)
-from .calibration import focal_loss_grad  # noqa: E402  (chapter 8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest
@@ -13,10 +12,7 @@ from celib import functional as cf
 from celib import grad as cg
 from tests.celib_testing import (
     TORCH_INDEX_DTYPES,
-    IGNORE,
-    NOT_GIVEN,
     REDUCTIONS,
-    SHAPES,
     SMOOTHING,
     celib_kwargs,
     make_index_target,
@@ -41,40 +37,8 @@ def torch_grad(x, target, **kw):
 
 
 # --------------------------------------------------------------------------------------
-# cross_entropy_grad vs torch autograd: the full grid
+# cross_entropy_grad vs torch autograd (the option grid is tests/test_option_grid.py)
 # --------------------------------------------------------------------------------------
-
-GRAD_INDEX_GRID = list(itertools.product(SHAPES, [False, True], IGNORE, REDUCTIONS, SMOOTHING))
-
-
-@pytest.mark.parametrize("shape_id,use_weight,ign_id,reduction,ls", GRAD_INDEX_GRID)
-def test_grad_index_targets_match_autograd(rng, dtype, shape_id, use_weight, ign_id, reduction, ls):
-    shape = SHAPES[shape_id]
-    C = n_classes(shape)
-    ign = IGNORE[ign_id]
-    if C == 1 and ign is not NOT_GIVEN and 0 <= ign:
-        ign = 7
-    x = make_logits(rng, shape, dtype)
-    t = make_index_target(rng, shape, None if ign is NOT_GIVEN else ign)
-    w = make_weight(rng, C, dtype) if use_weight else None
-    kw = dict(weight=w, ignore_index=ign, reduction=reduction, label_smoothing=ls)
-    got = cg.cross_entropy_grad(x, t, **celib_kwargs(**kw))
-    assert_close(got, torch_grad(x, t, **kw), dtype)
-
-
-GRAD_PROB_GRID = list(itertools.product(SHAPES, [False, True], REDUCTIONS, SMOOTHING))
-
-
-@pytest.mark.parametrize("shape_id,use_weight,reduction,ls", GRAD_PROB_GRID)
-def test_grad_probability_targets_match_autograd(rng, dtype, shape_id, use_weight, reduction, ls):
-    shape = SHAPES[shape_id]
-    x = make_logits(rng, shape, dtype)
-    y = make_prob_target(rng, shape, dtype)
-    w = make_weight(rng, n_classes(shape), dtype) if use_weight else None
-    kw = dict(weight=w, reduction=reduction, label_smoothing=ls)
-    got = cg.cross_entropy_grad(x, y, **celib_kwargs(**kw))
-    assert_close(got, torch_grad(x, y, **kw), dtype)
-
 
 def test_grad_defaults(rng, dtype):
     x = make_logits(rng, (5, 4), dtype)

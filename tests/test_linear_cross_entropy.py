@@ -102,24 +102,8 @@ def _check(x, w, target, bias=None, chunk_size=None, scale=1.0, schedule="auto",
 
 
 # ------------------------------------------------------------------------------------------
-# Index targets: every combination of the options
+# Index targets (every combination of the options: tests/test_option_grid.py)
 # ------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    "reduction,weighted,ignore_index,smoothing,with_bias",
-    list(itertools.product(("mean", "sum", "none"), (False, True), (None, -100, 3),
-                           (0.0, 0.2, 1.0), (False, True))))
-def test_index_targets_every_option(dtype, schedule, reduction, weighted, ignore_index,
-                                    smoothing, with_bias):
-    rng, x, w, b, cw = _data(dtype)
-    y = rng.integers(0, V, N)
-    y[[2, 7, 11]] = -100 if ignore_index in (None, -100) else ignore_index
-    kw = dict(reduction=reduction, label_smoothing=smoothing, weight=cw if weighted else None)
-    if ignore_index is not None:
-        kw["ignore_index"] = ignore_index
-    chunk = [None, 7, 1, 100][(len(kw) + int(weighted) + int(with_bias)) % 4]
-    _check(x, w, y, b if with_bias else None, chunk_size=chunk, schedule=schedule, **kw)
-
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 5, 7, 22, 23, 24, 1000])
 def test_chunk_sizes_that_do_not_divide_the_vocabulary(dtype, schedule, chunk_size):
@@ -215,20 +199,6 @@ def test_k_dimensional_loss(dtype, schedule):
 # ------------------------------------------------------------------------------------------
 # Probability targets
 # ------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    "reduction,weighted,smoothing,with_bias",
-    list(itertools.product(("mean", "sum", "none"), (False, True), (0.0, 0.3, 1.0),
-                           (False, True))))
-def test_probability_targets_every_option(dtype, schedule, reduction, weighted, smoothing,
-                                          with_bias):
-    rng, x, w, b, cw = _data(dtype, seed=7)
-    q = rng.random((N, V)).astype(dtype)
-    q /= q.sum(axis=1, keepdims=True)
-    q[3] = 0  # a zero target row: contributes nothing
-    _check(x, w, q, b if with_bias else None, chunk_size=6, schedule=schedule,
-           reduction=reduction, weight=cw if weighted else None, label_smoothing=smoothing)
-
 
 def test_unbatched_probability_target(dtype, schedule):
     rng, x, w, b, cw = _data(dtype, seed=8)

@@ -18,6 +18,7 @@ from typing import cast
 import numpy as np
 from numpy.typing import DTypeLike
 
+from .. import _core
 from ._forward import smoothing_vector, weighted_target
 from ._problem import IndexTarget, Position, Problem, ProbabilityTarget
 
@@ -88,11 +89,10 @@ def _sparse_target(problem: Problem, target: IndexTarget, j: int,
     num_classes, eps, class_weight = (problem.num_classes, problem.label_smoothing,
                                       problem.class_weight)
     classes, ignored = target.classes[:, j], target.ignored[:, j]
-    target_weight = np.where(ignored, 0.0, 1.0 if class_weight is None
-                             else class_weight.astype(np.float64)[classes])
-    onehot = (1 - eps) * scale * target_weight  # c_i: the -c_i e_y part
+    keep, spread = _core.smoothing_coefficients(eps, num_classes)
+    onehot = keep * scale * target.target_weight(j)  # c_i: the -c_i e_y part
     if eps > 0:
-        smooth = np.where(ignored, 0.0, eps / num_classes * scale)
+        smooth = np.where(ignored, 0.0, spread * scale)
         weight_sum = (num_classes if class_weight is None
                       else np.sum(class_weight, dtype=np.float64))
         return SparseTarget(classes, onehot, smooth), onehot + smooth * float(weight_sum)

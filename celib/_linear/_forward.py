@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import _core
 from ._problem import IndexTarget, Problem, ProbabilityTarget, parse
 from ._tiles import RowStats, row_lse
 
@@ -24,12 +25,9 @@ from ._tiles import RowStats, row_lse
 def weighted_target(problem: Problem, target: ProbabilityTarget, j: int) -> np.ndarray:
     """Position ``j``'s target distributions, smoothed and times the class weights (N, V),
     in the compute dtype: ``w_c ((1 - eps) p_ic + eps / V)``."""
-    num_classes, eps, class_weight = (problem.num_classes, problem.label_smoothing,
-                                      problem.class_weight)
     probabilities = target.probabilities[:, :, j].astype(problem.x.dtype, copy=False)
-    smoothed = (probabilities * (1 - eps) + eps / num_classes if eps > 0
-                else probabilities)
-    return smoothed if class_weight is None else smoothed * class_weight
+    smoothed = _core.smooth(probabilities, problem.label_smoothing)  # one position at a time
+    return smoothed if problem.class_weight is None else smoothed * problem.class_weight
 
 
 def smoothing_vector(weight: np.ndarray, bias: np.ndarray | None,
@@ -61,9 +59,8 @@ def _target_logits(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return out
 
 
-def _position_loss(problem: Problem, j: int,
-                   done: RowStats | None = None) -> tuple[np.ndarray, float]:
-    """Per-row losses (float64, N) of output position ``j`` and their 'mean' denominator.
+def _position_loss(problem: Problem, j: int, done: RowStats | None = None) -> np.ndarray:
+    """Per-row losses (float64, N) of output position ``j``.
 
     ``done``: the ``(lse, dots)`` of this position if a gradient pass computed them already."""
     class_weight = problem.class_weight
@@ -78,9 +75,9 @@ def _position_loss(problem: Problem, j: int,
 
 
 def _probability_loss(problem: Problem, target: ProbabilityTarget, j: int,
-                      done: RowStats | None) -> tuple[np.ndarray, float]:
+                      done: RowStats | None) -> np.ndarray:
     """``sum_c t_ic (lse_i - z_ic) = (sum_c t_ic) lse_i - sum_c t_ic z_ic`` with ``t`` the
-    smoothed, weighted target; every row counts 1 in the 'mean'."""
+    smoothed, weighted target."""
     position = problem.position(j)
     dense_target = weighted_target(problem, target, j)
     lse, dots = done if done is not None else row_lse(position.x, position.weight,
@@ -88,53 +85,38 @@ def _probability_loss(problem: Problem, target: ProbabilityTarget, j: int,
     assert dots is not None  # a dense target always has its dots
     mass = np.sum(dense_target, axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        loss = mass * lse - dots
-    return loss, float(problem.num_rows)
+        return mass * lse - dots
 
 
 def _index_loss(problem: Problem, target: IndexTarget, j: int, done: RowStats | None,
-                weight_sum: float) -> tuple[np.ndarray, float]:
-    """``(1 - eps) w_y (lse - z_y) + eps / V (sum_c w_c lse - sum_c w_c z_c)``, 0 where
-    ignored; the 'mean' denominator is the sum of the kept elements' ``w_y``."""
+                weight_sum: float) -> np.ndarray:
+    """``(1 - eps) w_y (lse - z_y) + eps / V (sum_c w_c lse - sum_c w_c z_c)``, +0.0 where
+    ignored (``w_y`` and the ignored mask come from :mod:`celib._core`)."""
     position = problem.position(j)
     x, weight, bias = position.x, position.weight, position.bias
     num_classes, eps, class_weight = (problem.num_classes, problem.label_smoothing,
                                       problem.class_weight)
     classes, ignored = target.classes[:, j], target.ignored[:, j]
     lse = done[0] if done is not None else row_lse(x, weight, bias, problem.chunk)[0]
-    target_weight = np.where(ignored, 0.0, 1.0 if class_weight is None
-                             else class_weight[classes].astype(np.float64))
+    target_weight = target.target_weight(j)
     with np.errstate(invalid="ignore"):
         loss = target_weight * (lse - _target_logits(x, weight, bias, classes))
         if eps > 0:
             u, beta = smoothing_vector(weight, bias, class_weight)
             uniform = weight_sum * lse - (x @ u.astype(x.dtype) + beta)
-            loss = (1 - eps) * loss + (eps / num_classes) * uniform
-    loss = np.where(ignored, 0.0, loss)
-    return loss, float(np.sum(target_weight))
+            keep, spread = _core.smoothing_coefficients(eps, num_classes)
+            loss = keep * loss + spread * uniform
+    return np.where(ignored, 0.0, loss)
 
 
 def forward(problem: Problem,
             done: dict[int, RowStats] | None = None) -> np.ndarray | np.floating[Any]:
     """The loss of :func:`celib.functional.linear_cross_entropy` for checked arguments
     (``done`` maps positions to the ``(lse, dots)`` a gradient pass computed already)."""
-    losses: list[np.ndarray] = []
-    total_den = 0.0
-    for j in range(problem.num_positions):
-        loss, den = _position_loss(problem, j, None if done is None else done.get(j))
-        losses.append(loss)
-        total_den += den
+    losses = [_position_loss(problem, j, None if done is None else done.get(j))
+              for j in range(problem.num_positions)]
     per_element = np.stack(losses, axis=1) if losses else np.zeros((problem.num_rows, 0))
-    if problem.reduction == "none":
-        with np.errstate(over="ignore"):
-            return per_element.reshape(problem.loss_shape).astype(problem.dtype)
-    total = float(np.sum(per_element, dtype=np.float64))
-    with np.errstate(over="ignore", invalid="ignore"):
-        if problem.reduction == "sum":
-            return problem.dtype.type(total)
-        if total_den == 0:
-            return problem.dtype.type(np.nan)  # 0/0, as torch's 'mean' with nothing to count
-        return problem.dtype.type(total / total_den)
+    return _core.reduce(per_element, problem.target.counted, problem.reduction, problem.dtype)
 
 
 def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,

@@ -17,11 +17,12 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import _core
 from .. import _linear as package
 from ._coefficients import PositionGrads, add_sparse_parts, coefficients
 from ._forward import forward
 from ._fused import fused_rows
-from ._problem import Problem, ProbabilityTarget, parse
+from ._problem import Problem, parse
 from ._tiles import RowStats
 
 SCHEDULES = ("auto", "fused", "recompute")
@@ -31,19 +32,6 @@ Gradients: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 LossAndGradients: TypeAlias = tuple[np.ndarray | np.floating[Any], np.ndarray, np.ndarray,
                                     np.ndarray | None]
 """``(loss, grad_input, grad_weight, grad_bias)``."""
-
-
-def _mean_denominator(problem: Problem) -> float:
-    """The 'mean' reduction's denominator: every element of a probability target counts 1;
-    of an index target, the kept elements count their class weight (1 without weights)."""
-    target = problem.target
-    if isinstance(target, ProbabilityTarget):
-        return float(problem.num_rows * problem.num_positions)
-    if problem.class_weight is None:
-        return float(target.ignored.size - np.count_nonzero(target.ignored))
-    target_weight = np.where(target.ignored, 0.0,
-                             problem.class_weight.astype(np.float64)[target.classes])
-    return float(np.sum(target_weight))
 
 
 def _block_rows(problem: Problem, schedule: str) -> int:
@@ -64,16 +52,18 @@ def gradient(problem: Problem, return_loss: bool = False,
     d_input = np.zeros_like(problem.x)
     d_weight = np.zeros_like(problem.linear_weight)
     d_bias = None if problem.linear_bias is None else np.zeros_like(problem.linear_bias)
-    den = _mean_denominator(problem) if problem.reduction == "mean" else 1.0
+    counted = problem.target.counted
+    nan = _core.nan_rows(counted, problem.reduction)
     done: dict[int, RowStats] = {}
-    if problem.reduction == "mean" and den == 0:
-        _zero_denominator_grad(problem, d_input, d_weight, d_bias)
+    if nan is not None:
+        _zero_denominator_grad(problem, nan, d_input, d_weight, d_bias)
     elif problem.num_rows > 0 and problem.num_classes > 0:
         block = _block_rows(problem, schedule)
+        scale = _core.gradient_scale(counted, problem.reduction)
         for j in range(problem.num_positions):
             grads = PositionGrads(d_input, d_weight[:, j, :],
                                   None if d_bias is None else d_bias[:, j])
-            done[j] = _position_grad(problem, j, 1.0 / den, grads, block)
+            done[j] = _position_grad(problem, j, scale, grads, block)
     dtype = problem.dtype
     grad_input = d_input.reshape(problem.input_shape).astype(dtype, copy=False)
     grad_weight = d_weight.reshape(problem.weight_shape).astype(dtype, copy=False)
@@ -99,22 +89,20 @@ def _position_grad(problem: Problem, j: int, scale: float, grads: PositionGrads,
     return done
 
 
-def _zero_denominator_grad(problem: Problem, d_input: np.ndarray, d_weight: np.ndarray,
-                           d_bias: np.ndarray | None) -> None:
+def _zero_denominator_grad(problem: Problem, nan: np.ndarray, d_input: np.ndarray,
+                           d_weight: np.ndarray, d_bias: np.ndarray | None) -> None:
     """'mean' over nothing (every target ignored, or every kept one weighs 0): the loss is 0/0.
 
-    torch's autograd gives 0 through ignored elements and ``0 * inf = nan`` through the others,
-    so the rows of kept elements and everything they touch (all of W and b) are nan.
+    torch's autograd gives 0 through the elements that do not count and ``0 * inf = nan``
+    through the others (``nan``, from :func:`celib._core.nan_rows`), so the rows of those
+    elements and everything they touch (all of W and b) are nan.
     """
-    target = problem.target
-    if isinstance(target, ProbabilityTarget):  # only an empty batch has a zero denominator
-        return
-    kept = ~target.ignored
-    if kept.any():
-        d_input[kept.any(axis=1)] = np.nan
-        d_weight[:, kept.any(axis=0)] = np.nan
+    counts = nan.reshape(problem.num_rows, problem.num_positions)
+    if counts.any():
+        d_input[counts.any(axis=1)] = np.nan
+        d_weight[:, counts.any(axis=0)] = np.nan
         if d_bias is not None:
-            d_bias[:, kept.any(axis=0)] = np.nan
+            d_bias[:, counts.any(axis=0)] = np.nan
 
 
 def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,

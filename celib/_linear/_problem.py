@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .. import _checks
+from .. import _checks, _core
 from ._tiles import default_chunk_size
 
 # The dataclasses hold arrays, which do not compare as values: eq=False (identity) throughout.
@@ -26,13 +26,23 @@ from ._tiles import default_chunk_size
 
 @dataclass(frozen=True, eq=False)
 class IndexTarget:
-    """Class-index targets, one column per output position."""
+    """Class-index targets, one column per output position, over the flat
+    :class:`celib._core.IndexTargets` that applies torch's rules (``counted``)."""
 
     classes: np.ndarray
     """(N, P) intp: the class :math:`y` of each element, 0 where it is ignored (so that it can
     index an array all the same)."""
     ignored: np.ndarray
     """(N, P) bool: the elements whose target is ``ignore_index``."""
+    counted: _core.IndexTargets
+    """The same targets flat, with their float64 weights :math:`w_y` and the 'mean'
+    denominator."""
+
+    def target_weight(self, j: int) -> np.ndarray:
+        """(N,) float64 :math:`w_y` of position ``j``: 0 where ignored, 1 without weights."""
+        if self.counted.weights is None:
+            return np.where(self.ignored[:, j], 0.0, 1.0)
+        return self.counted.weights.reshape(self.classes.shape)[:, j]
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +51,8 @@ class ProbabilityTarget:
 
     probabilities: np.ndarray
     """(N, V, P), as given: any floating dtype (each position is converted when used)."""
+    counted: _core.Elements
+    """Every element counts 1 in the 'mean', whatever the weights (torch's rule)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,11 +154,11 @@ def parse(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike,
     # reshaped before an index target is checked, the order the errors have always come in
     x_2d = x.reshape(n, -1).astype(dtype, copy=False)
     if probs:
-        parsed: IndexTarget | ProbabilityTarget = ProbabilityTarget(
-            t.reshape(n, num_classes, positions))
         loss_shape = batch + out_features
+        parsed: IndexTarget | ProbabilityTarget = ProbabilityTarget(
+            t.reshape(n, num_classes, positions), _core.Elements.of_shape(loss_shape))
     else:
-        parsed = _index_target(t, logits_shape, num_classes, options.ignore_index, n, positions)
+        parsed = _index_target(t, logits_shape, num_classes, options, n, positions)
         loss_shape = t.shape
     return Problem(
         x=x_2d,
@@ -249,10 +261,10 @@ def _check_probability_target(t: np.ndarray, logits_shape: tuple[int, ...],
 
 
 def _index_target(t: np.ndarray, logits_shape: tuple[int, ...], num_classes: int,
-                  ignore_index: int, num_rows: int, positions: int) -> IndexTarget:
+                  options: _checks.CrossEntropyOptions, num_rows: int,
+                  positions: int) -> IndexTarget:
     """Class indices, their dtype, shape and bounds checked, as (N, P) columns."""
     _checks.check_index_target(t, logits_shape)
-    flat = t.reshape(-1)
-    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
-    classes = np.where(ignored, 0, flat).astype(np.intp).reshape(num_rows, positions)
-    return IndexTarget(classes=classes, ignored=ignored.reshape(num_rows, positions))
+    counted = _core.index_targets(t, num_classes, options.ignore_index, options.weight)
+    return IndexTarget(classes=counted.classes.reshape(num_rows, positions),
+                       ignored=counted.ignored.reshape(num_rows, positions), counted=counted)
