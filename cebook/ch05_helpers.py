@@ -5,17 +5,17 @@ The page shows what is measured and what it means; this module holds the machine
 - :func:`limits`, :func:`thresholds`, :func:`neighbours`, :func:`exp_in`, :func:`kind`: the
   range of ``exp`` in float16, bfloat16, float32 and float64, and the floats on either side of
   each threshold;
-- :func:`exact_loss` and :func:`ulp_error`: a 50-digit mpmath reference and the error of a
-  computed value in units in the last place;
 - :func:`four_losses` and :func:`measure_spreads`: the loss ``-log softmax(z)[t]`` computed four
-  ways (textbook, max-shift without ``log1p``, celib, torch) for logits ``[d, 0, ..., 0]``;
+  ways (textbook, max-shift without ``log1p``, celib, torch) for logits ``[d, 0, ..., 0]``, and
+  their errors in ulps against a 50-digit mpmath reference (:mod:`celib.testing`'s
+  ``exact_cross_entropy`` and ``ulp_error``);
 - :func:`plot_errors`: the figure of those errors; :func:`bucket`: a coarse printable bound;
 - :func:`faithful_bracket`: the ulp errors the textbook log-softmax of ``[0, -d]`` has when
   ``exp(-d)`` returns the nearer or the other neighbour of ``e^{-d}`` (gradual underflow), and
   :func:`nearest_exp`: that nearer neighbour, what a correctly rounded ``exp`` returns.
 
-Every function is deterministic; mpmath's precision is set by the caller (the page uses
-``mpmath.mp.dps = 50``).
+Every function is deterministic. The reference of :func:`measure_spreads` carries 50 digits;
+the other mpmath computations use the caller's precision (the page sets ``mpmath.mp.dps = 50``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 import celib.functional as cf
 import celib.naive as naive
+from celib.testing import exact_cross_entropy, ulp, ulp_error
 
 BF16 = "bfloat16"
 DTYPES = [np.float16, BF16, np.float32, np.float64]
@@ -94,30 +95,6 @@ def kind(v: float, dtype) -> str:
     return "normal" if v >= tiny else ("subnormal" if v > 0 else "zero")
 
 
-def exact_loss(row, t: int):
-    """-log softmax(row)[t] in mpmath, arranged as (m - z_t) + log1p(s) so nothing cancels."""
-    z = [mpmath.mpf(float(v)) for v in row]
-    k = max(range(len(z)), key=lambda j: z[j])
-    s = mpmath.fsum(mpmath.exp(v - z[k]) for j, v in enumerate(z) if j != k)
-    return (z[k] - z[t]) + mpmath.log1p(s)
-
-
-def ulp_error(computed, exact, dtype) -> np.ndarray:
-    """|computed - exact| / ulp(exact) in units of ``dtype``; inf where computed is not finite.
-
-    ``ulp(y) = np.spacing(dtype(|y|))``: the gap above |y| rounded to the type, which below the
-    normal range is the constant smallest subnormal.
-    """
-    err = np.empty(len(computed))
-    for i, (c, y) in enumerate(zip(computed, exact, strict=True)):
-        if not np.isfinite(c):
-            err[i] = np.inf
-            continue
-        ulp = float(np.spacing(dtype(abs(float(y)))))
-        err[i] = float(abs(mpmath.mpf(float(c)) - y) / ulp)
-    return err
-
-
 def four_losses(z: np.ndarray, t: int) -> dict:
     """The loss -log softmax(z)[t] for every row of z, computed four ways, in z's dtype."""
     target = np.full(len(z), t, dtype=np.int64)
@@ -146,7 +123,7 @@ def measure_spreads(spread, dtypes=(np.float32, np.float64), classes=(2, 10)) ->
             z = np.zeros((len(spread), C), dtype=dt)
             z[:, 0] = spread
             for t in (0, 1):
-                exact = [exact_loss(row, t) for row in z]
+                exact = [exact_cross_entropy(row, t, digits=50) for row in z]
                 losses = four_losses(z, t)
                 y = np.array([abs(float(v)) for v in exact])
                 region = np.where(y >= fi.smallest_normal, "normal",
@@ -213,7 +190,7 @@ def faithful_bracket(d: float) -> tuple[float, float]:
     machine. An r of 0 gives an infinite error.
     """
     exact = -mpmath.mpf(d) - mpmath.log1p(mpmath.exp(-mpmath.mpf(d)))
-    ulp = float(np.spacing(abs(float(exact))))
+    unit = float(ulp(exact, np.float64))
     x = mpmath.exp(-mpmath.mpf(d))
     r = np.float64(float(x))
     if mpmath.mpf(float(r)) > x:
@@ -221,7 +198,7 @@ def faithful_bracket(d: float) -> tuple[float, float]:
     pair = (r, np.nextafter(r, np.inf))        # r <= e^{-d} < next float
     if abs(mpmath.mpf(float(pair[1])) - x) < abs(x - mpmath.mpf(float(pair[0]))):
         pair = pair[::-1]                      # the nearer one first
-    errs = [np.inf if v == 0 else float(abs(mpmath.log(mpmath.mpf(float(v))) - exact) / ulp)
+    errs = [np.inf if v == 0 else float(abs(mpmath.log(mpmath.mpf(float(v))) - exact) / unit)
             for v in pair]
     return errs[0], errs[1]
 

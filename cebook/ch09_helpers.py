@@ -3,10 +3,6 @@ shows the ideas (the merge rule, the chunked loss, the denominator) and not the 
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
-import mpmath
 import numpy as np
 
 import celib.functional as cf
@@ -29,28 +25,6 @@ def memory_rows() -> list[dict]:
                              "logits_GB": n * v * size / 1e9,
                              "with_grad_GB": 2 * n * v * size / 1e9})
     return rows
-
-
-def exact_lse(row) -> mpmath.mpf:
-    """log sum exp(row) in mpmath (at the working precision set by the caller)."""
-    z = [mpmath.mpf(float(v)) for v in row]
-    m = max(z)
-    return m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in z))
-
-
-def traced_peak(call, *args, **kwargs) -> tuple[int, object]:
-    """(peak bytes allocated during ``call(*args, **kwargs)`` beyond what existed before, its
-    result)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        result = call(*args, **kwargs)
-        peak = tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
-    return max(0, peak), result
 
 
 def lm_head_problem(n: int, d: int, v: int, seed: int = 0):

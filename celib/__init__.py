@@ -12,7 +12,9 @@ The library behind the course book *Cross-Entropy, Executed*. One module per ide
 - :mod:`celib.calibration` — calibration error, Brier score, temperature scaling and the focal
   loss (chapter 8);
 - :mod:`celib.parallel` — vocab-parallel cross-entropy over ``torch.distributed``, the one
-  module that needs torch, which it imports inside its functions (chapter 9.1).
+  module that needs torch, which it imports inside its functions (chapter 9.1);
+- :mod:`celib.testing` — errors in ulps against exact mpmath references, and the peak memory
+  of a call: the helpers behind the book's accuracy and memory claims (chapters 5 and 9).
 
 :func:`get_num_threads` and :func:`set_num_threads` control the threads celib's row kernels
 share their blocks among (by default ``CELIB_NUM_THREADS``, else the CPUs this process may
@@ -24,9 +26,9 @@ Only numpy is needed at import time. Typical use::
     loss = cf.cross_entropy(logits, target)
 """
 
-from . import calibration, datasets, functional, grad, info, naive, parallel, targets
+from . import calibration, datasets, functional, grad, info, naive, parallel, targets, testing
 from ._kernels import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 __all__ = ["calibration", "datasets", "functional", "grad", "info", "naive", "parallel",
-           "targets", "get_num_threads", "set_num_threads", "__version__"]
+           "targets", "testing", "get_num_threads", "set_num_threads", "__version__"]

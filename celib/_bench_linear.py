@@ -117,7 +117,8 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
     too noisy to compare (or None), celib's traced peaks and torch's RSS peaks (bytes)."""
     import os
 
-    from .bench import noise, threads_limited, time_methods, traced_peak
+    from .bench import noise, threads_limited, time_methods
+    from .testing import traced_peak
 
     rows = []
     with threads_limited(threads) as threads:
@@ -137,8 +138,9 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
                    "spread": max(t.spread for t in timings.values()),
                    "noise": noise(timings, busy, os.cpu_count() or 1)}
             if memory:
-                row["celib_peak"] = {"fwd": traced_peak(c_fwd), "fwd+grad": traced_peak(c_fg),
-                                     "fused": traced_peak(c_fused)}
+                row["celib_peak"] = {"fwd": traced_peak(c_fwd)[0],
+                                     "fwd+grad": traced_peak(c_fg)[0],
+                                     "fused": traced_peak(c_fused)[0]}
                 row["torch_rss"] = {f"{path} {name}": torch_peak_rss(shape, path, i, threads)
                                     for path in PATHS for i, name in enumerate(("fwd", "fwd+bwd"))}
             rows.append(row)

@@ -16,10 +16,11 @@ One case is left out on purpose: a float64 logsumexp whose exact value is close 
 ill-conditioned problem where every method, celib included, has a small absolute error but
 a large relative one.
 
-An error in ulp (:func:`ulp_error`) is ``|computed − exact| / ulp(exact)``, where ``ulp(v)`` is
-the gap between consecutive floating-point numbers of the result's dtype at ``v``: 0.5 is the
-best any method can do (the correctly rounded result), and ``inf`` means an infinite or nan
-result where the exact one is finite.
+An error in ulp (:func:`celib.testing.ulp_error`) is ``|computed − exact| / ulp(exact)``,
+where ``ulp(v)`` is the gap between consecutive floating-point numbers of the result's dtype at
+the exact value ``v``: 0.5 is the best any method can do (the correctly rounded result), and
+``inf`` means an infinite or nan result where the exact one is finite. The exact references are
+:func:`celib.testing.exact_logsumexp` and :func:`celib.testing.exact_log_softmax`.
 
 Only numpy is imported with this module; mpmath, torch and scipy are imported by the functions
 that need them. Chapter 5 (Numerical stability) shows the table.
@@ -35,12 +36,10 @@ import numpy as np
 
 from . import functional as cf
 from . import naive
+from .testing import exact_cross_entropy, exact_log_softmax, exact_logsumexp, ulp_error
 
 __all__ = [
     "Case",
-    "ulp",
-    "ulp_error",
-    "exact_row",
     "stress_cases",
     "methods",
     "error_table",
@@ -52,140 +51,24 @@ __all__ = [
 FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 TARGET_ULP = {np.dtype(np.float32): 1.0, np.dtype(np.float64): 4.0}
-_DIGITS = 60  # working precision of the exact reference
-_NEGLIGIBLE = -1200  # terms e^{x_j - m} below e^-1200 change no float result
 
 
-# --------------------------------------------------------------------------------------------
-# ulp
-# --------------------------------------------------------------------------------------------
-
-def ulp(hi: np.ndarray, lo: np.ndarray, dtype) -> np.ndarray:
-    """The ulp of the exact value ``hi + lo`` in ``dtype``, as float64.
-
-    ``hi`` is the exact value rounded to float64 and ``lo`` the rest (``hi + lo`` is exact to
-    about 106 bits). The ulp of ``v`` is :math:`2^{e - p + 1}` with :math:`e = \\lfloor
-    \\log_2 |v| \\rfloor` (but at least the smallest normal exponent) and ``p`` the precision
-    (24 for float32, 53 for float64). When ``hi`` is a power of two and ``lo`` pulls the exact
-    value below it, ``e`` is one less: ``ulp`` belongs to the exact value, not to its rounding.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from celib.accuracy import ulp
-    >>> float(ulp(np.array(1.0), np.array(0.0), np.float64)) == 2.0 ** -52
-    True
-    >>> float(ulp(np.array(1.0), np.array(-1e-30), np.float64)) == 2.0 ** -53  # just below 1
-    True
-    >>> float(ulp(np.array(3.0), np.array(0.0), np.float32)) == 2.0 ** -22
-    True
-    >>> float(ulp(np.array(0.0), np.array(0.0), np.float32)) == 2.0 ** -149  # smallest subnormal
-    True
-    """
-    info = np.finfo(dtype)
-    precision = info.nmant + 1
-    hi = np.asarray(hi, dtype=np.float64)
-    lo = np.asarray(lo, dtype=np.float64)
-    mantissa, exponent = np.frexp(np.abs(hi))  # |hi| = mantissa · 2**exponent, mantissa in [0.5, 1)
-    e = exponent - 1
-    below = (mantissa == 0.5) & (lo != 0) & (np.sign(lo) == -np.sign(hi))
-    e = np.where(below, e - 1, e)
-    e = np.where(hi == 0, info.minexp, np.maximum(e, info.minexp))
-    return np.ldexp(1.0, (e - (precision - 1)).astype(np.int64))
-
-
-def ulp_error(computed, hi, lo, dtype) -> np.ndarray:
-    """``|computed − (hi + lo)|`` in ulp of the exact value in ``dtype`` (see :func:`ulp`).
-
-    ``computed`` may hold any float dtype (it is compared in float64, which holds every
-    float32 exactly). An exact value beyond the dtype's range rounds to ±inf: the error is 0 if
-    ``computed`` is that infinity and ``inf`` otherwise; a non-finite ``computed`` where the
-    exact value is finite is ``inf`` too.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from celib.accuracy import ulp_error
-    >>> third = np.float32(1 / 3)  # 1/3 correctly rounded to float32: within half an ulp
-    >>> bool(ulp_error(third, 1 / 3, 0.0, np.float32) <= 0.5)
-    True
-    >>> float(ulp_error(np.float32(1.0) + np.spacing(np.float32(1.0)), 1.0, 0.0, np.float32))
-    1.0
-    >>> float(ulp_error(np.inf, 1.0, 0.0, np.float64))
-    inf
-    """
-    dtype = np.dtype(dtype)
-    c = np.asarray(computed).astype(np.float64)
-    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), c.shape)
-    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), c.shape)
-    info = np.finfo(dtype)
-    # the exact value rounds to ±inf in dtype when |v| >= max + ulp(max)/2 (for float64: when
-    # hi, its rounding to float64, is already infinite)
-    limit = (float(info.max) + np.ldexp(1.0, info.maxexp - info.nmant - 2)
-             if dtype != np.float64 else np.inf)
-    with np.errstate(invalid="ignore", over="ignore"):
-        overflows = (np.abs(hi) >= limit) | np.isinf(hi)
-        rounded = np.where(overflows, np.copysign(np.inf, hi), hi)
-        exact_hi, exact_lo = np.where(overflows, 0.0, hi), np.where(overflows, 0.0, lo)
-        err = np.abs((c - hi) - lo) / ulp(exact_hi, exact_lo, dtype)
-        err = np.where(np.isfinite(c), err, np.inf)
-        err = np.where(overflows, np.where(c == rounded, 0.0, np.inf), err)
-        err = np.where(np.isnan(c), np.inf, err)
-    return err
-
-
-# --------------------------------------------------------------------------------------------
-# The exact reference
-# --------------------------------------------------------------------------------------------
-
-def _split(v) -> tuple[float, float]:
-    """An mpmath number as float64 ``hi`` (correctly rounded) and ``lo`` (the rest)."""
+def exact_references(case: Case) -> dict[str, np.ndarray]:
+    """The exact values of the three functions on every row of ``case``, as object arrays of
+    mpmath numbers (60 digits): ``"logsumexp"`` (rows,), ``"log_softmax"`` (rows, C) and
+    ``"cross_entropy"`` (rows, 2), the loss for each of the row's two targets."""
     import mpmath
 
-    hi = float(v)
-    if not np.isfinite(hi):
-        return hi, 0.0
-    return hi, float(v - mpmath.mpf(hi))
-
-
-def exact_row(row: np.ndarray, targets=()) -> dict[str, np.ndarray]:
-    """Exact logsumexp, log_softmax and cross-entropy of one row of logits, as (hi, lo) pairs.
-
-    Every input float is converted exactly; ``x_j − m`` is computed exactly; the terms
-    :math:`e^{x_j - m}` and :math:`\\operatorname{log1p}` of their sum carry 60 significant
-    digits, and nothing cancels: log-softmax is :math:`(x_j - m) - \\operatorname{log1p}(s)`
-    (two non-positive terms) and the loss is :math:`\\operatorname{log1p}(s) - (x_y - m)` (two
-    non-negative terms). Only the logsumexp :math:`m + \\operatorname{log1p}(s)` can cancel
-    (when it is close to 0); it is then still exact to 60 digits of :math:`|m|`.
-
-    Returns a dict with ``"logsumexp"`` (shape (2,)), ``"log_softmax"`` (shape (2, C)) and
-    ``"cross_entropy"`` (shape (2, len(targets))): first row ``hi``, second ``lo``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from celib.accuracy import exact_row
-    >>> ref = exact_row(np.array([0.0, -40.0]), targets=[0])
-    >>> print(f"{ref['cross_entropy'][0, 0]:.6e}")  # log1p(e^-40), which log(1 + s) rounds to 0
-    4.248354e-18
-    """
-    import mpmath
-
-    values = [float(v) for v in np.asarray(row, dtype=np.float64)]
-    k = int(np.argmax(row))
-    with mpmath.workdps(_DIGITS):
-        m = mpmath.mpf(values[k])
-        d = [mpmath.fsub(mpmath.mpf(v), m, exact=True) for v in values]
-        s = mpmath.fsum(mpmath.exp(dj) for j, dj in enumerate(d) if j != k and dj > _NEGLIGIBLE)
-        log_norm = mpmath.log1p(s)
-        lse = _split(m + log_norm)
-        log_softmax = [_split(dj - log_norm) for dj in d]
-        loss = [_split(log_norm - d[int(t)]) for t in targets]
-    return {
-        "logsumexp": np.array(lse),
-        "log_softmax": np.array(log_softmax).T.reshape(2, len(values)),
-        "cross_entropy": np.array(loss).T.reshape(2, len(loss)),
-    }
+    rows, classes = case.logits.shape
+    exact = {"logsumexp": np.empty(rows, dtype=object),
+             "log_softmax": np.empty((rows, classes), dtype=object),
+             "cross_entropy": np.empty(case.targets.shape, dtype=object)}
+    for i, (row, targets) in enumerate(zip(case.logits, case.targets, strict=True)):
+        exact["logsumexp"][i] = exact_logsumexp(row)
+        exact["log_softmax"][i] = exact_log_softmax(row)
+        for j, t in enumerate(targets):  # the loss is minus the log-probability: exactly
+            exact["cross_entropy"][i, j] = mpmath.fneg(exact["log_softmax"][i, t], exact=True)
+    return exact
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,20 +218,15 @@ def error_table(quick: bool = False, dtypes=DTYPES, which=None) -> dict:
     for dtype in dtypes:
         dtype = np.dtype(dtype)
         for case in stress_cases(dtype, quick=quick):
-            refs = [exact_row(row, targets)
-                    for row, targets in zip(case.logits, case.targets, strict=True)]
-            exact = {
-                name: np.stack([r[name] for r in refs], axis=1)  # (2, rows, ...)
-                for name in FUNCTIONS
-            }
+            exact = exact_references(case)
             for method, funcs in all_methods.items():
                 for name in FUNCTIONS:
                     with np.errstate(all="ignore"):
                         try:
                             got = np.asarray(funcs[name](case.logits, case.targets))
                         except Exception:  # pragma: no cover - a method that cannot run
-                            got = np.full(exact[name].shape[1:], np.nan)
-                    err = ulp_error(got, exact[name][0], exact[name][1], dtype)
+                            got = np.full(exact[name].shape, np.nan)
+                    err = ulp_error(got, exact[name], dtype)
                     worst = float(np.max(err)) if err.size else 0.0
                     cell = table.setdefault((name, dtype.name), {}).setdefault(method, Worst())
                     if worst > cell.ulp or not cell.case:
@@ -384,8 +262,7 @@ def mean_overflow_table() -> list[dict]:
         torch = None  # type: ignore[assignment]
     rows = []
     for name, logits, target in cases:
-        ref = [exact_row(r, [t])["cross_entropy"][0, 0]
-               for r, t in zip(logits, target, strict=True)]
+        ref = [float(exact_cross_entropy(r, int(t))) for r, t in zip(logits, target, strict=True)]
         true_mean = float(np.mean(np.asarray(ref, dtype=np.float64)))
         row = {"case": name, "true mean": true_mean,
                "celib": float(cf.cross_entropy(logits, target.astype(np.int64)))}

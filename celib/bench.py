@@ -24,11 +24,11 @@ How it measures
   ratio, and nothing is concluded from it.
 * **Memory**: the peak of memory allocated during one call, beyond what existed before it,
   *including the result*, as a multiple of the input's size. For numpy code (celib, scipy,
-  scikit-learn) it is the peak traced by :mod:`tracemalloc`; torch's allocator is invisible to
-  tracemalloc, so for torch it is the rise of the peak resident set size (``VmHWM``, reset
-  through ``/proc/self/clear_refs``) in a fresh subprocess, with glibc told to return large
-  freed blocks to the system at once (``MALLOC_MMAP_THRESHOLD_``). Linux only; elsewhere the
-  torch column is left empty.
+  scikit-learn) it is the peak traced by :mod:`tracemalloc` (:func:`celib.testing.traced_peak`);
+  torch's allocator is invisible to tracemalloc, so for torch it is the rise of the peak
+  resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``) in a fresh subprocess,
+  with glibc told to return large freed blocks to the system at once
+  (``MALLOC_MMAP_THRESHOLD_``). Linux only; elsewhere the torch column is left empty.
 * scikit-learn's ``log_loss`` takes probabilities, not logits: it is timed on probabilities
   computed beforehand, so its time leaves out the softmax.
 
@@ -47,13 +47,13 @@ import os
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import _kernels, _machine
+from .testing import traced_peak
 
 FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy", "cross_entropy_grad")
 DTYPES = ("float32", "float64")
@@ -281,25 +281,6 @@ def noise(timings: dict[str, Timing], busy_elsewhere: float | None, cpus: int) -
     return None
 
 
-def traced_peak(call) -> int:
-    """Peak bytes allocated (numpy/Python, as seen by tracemalloc) during ``call()``, beyond
-    what was allocated before it; the result counts, since it is alive at the end."""
-    gc.collect()
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-        del result
-    finally:
-        if started:
-            tracemalloc.stop()
-    return max(0, peak - before)
-
-
 def _status_bytes(key: str) -> int:
     """A memory line of /proc/self/status (``VmRSS:``, ``VmHWM:``), in bytes (Linux only)."""
     with open("/proc/self/status") as f:
@@ -420,7 +401,7 @@ def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
                                  noise=noise(timings, busy, cpus))
                     if memory:
                         for name in numpy_names:
-                            res.memory[name] = traced_peak(calls[name]) / x.nbytes
+                            res.memory[name] = traced_peak(calls[name])[0] / x.nbytes
                     results.append(res)
                     if progress:
                         progress(res)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+
 # --------------------------------------------------------------------------------------
 # Tolerances (celib result vs. a float64 torch/scipy/mpmath reference).
 #
@@ -85,31 +86,6 @@ def assert_close(actual, expected, dtype=None, *, rtol=None, atol=None, check_dt
     np.testing.assert_allclose(
         actual_arr.astype(np.float64), expected.astype(np.float64), equal_nan=True, **t
     )
-
-
-def ulp_error(actual, exact) -> np.ndarray:
-    """|actual - exact| in units of the last place of ``exact`` rounded to actual's dtype.
-
-    ``exact`` is an array of mpmath numbers (or float64 for float32 results).  Returns
-    float64 array; 0 where both are equal (including equal infinities).
-    """
-    import mpmath
-
-    actual = np.asarray(actual)
-    dt = actual.dtype
-    out = np.zeros(actual.shape, dtype=np.float64)
-    for idx in np.ndindex(actual.shape):
-        e = exact[idx]
-        a = actual[idx]
-        e_rounded = dt.type(float(e)) if dt != np.float64 else np.float64(float(e))
-        if np.isinf(e_rounded) or np.isinf(a):
-            out[idx] = 0.0 if a == e_rounded else np.inf
-            continue
-        spacing = float(np.spacing(np.abs(e_rounded).astype(dt)))
-        if spacing == 0.0:
-            spacing = float(np.finfo(dt).smallest_subnormal)
-        out[idx] = float(abs(mpmath.mpf(float(a)) - mpmath.mpf(e)) / spacing)
-    return out
 
 
 # Class-index target dtypes: torch accepts Long (int64) and Byte (uint8) and refuses the rest

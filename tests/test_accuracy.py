@@ -1,4 +1,4 @@
-"""celib.accuracy: the ulp helpers, the exact reference, and celib's accuracy targets.
+"""celib.accuracy: the stress set, the exact references of a case, and celib's accuracy targets.
 
 The targets of issue 6 are correctness, not speed, so they are tests: on the stress inputs
 (one dominant logit, huge magnitudes, nearly equal logits, C from 2 to 1000 here), the worst
@@ -14,136 +14,28 @@ import pytest
 
 import celib.functional as cf
 from celib import accuracy as acc
+from celib.testing import exact_cross_entropy, exact_logsumexp
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 # --------------------------------------------------------------------------------------
-# ulp
+# the exact references of a case (celib.testing's functions are tested in test_testing.py)
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    "hi, lo, dtype, expected",
-    [
-        (1.0, 0.0, F64, 2.0**-52),
-        (1.0, -1e-30, F64, 2.0**-53),  # just below 1: the ulp of the binade below
-        (1.0, +1e-30, F64, 2.0**-52),
-        (-1.0, +1e-30, F64, 2.0**-53),  # |v| just below 1
-        (3.0, 0.0, F64, 2.0**-51),
-        (3.0, 0.0, F32, 2.0**-22),
-        (1e-310, 0.0, F64, 2.0**-1074),  # subnormal: the smallest gap
-        (0.0, 0.0, F64, 2.0**-1074),
-        (0.0, 0.0, F32, 2.0**-149),
-        (1e-40, 0.0, F32, 2.0**-149),
-        (2.0**-126, 0.0, F32, 2.0**-149),  # smallest normal float32
-        (1e300, 0.0, F64, float(np.spacing(1e300))),
-        (123.456, 0.0, F32, float(np.spacing(np.float32(123.456)))),
-    ],
-)
-def test_ulp(hi, lo, dtype, expected):
-    assert float(acc.ulp(np.array(hi), np.array(lo), dtype)) == expected
-
-
-def test_ulp_matches_numpy_spacing_away_from_powers_of_two():
-    rng = np.random.default_rng(1)
-    for dtype in (F32, F64):
-        v = (rng.standard_normal(1000) * 10.0 ** rng.integers(-30, 30, 1000)).astype(dtype)
-        v = v[np.abs(np.frexp(np.abs(v))[0] - 0.5) > 1e-3]  # not at a power of two
-        got = acc.ulp(v.astype(np.float64), np.zeros(len(v)), dtype)
-        np.testing.assert_array_equal(got, np.spacing(np.abs(v)).astype(np.float64))
-
-
-def test_ulp_error_units():
-    one = np.float32(1.0)
-    up = np.nextafter(one, np.float32(2))
-    assert float(acc.ulp_error(one, 1.0, 0.0, F32)) == 0.0
-    assert float(acc.ulp_error(up, 1.0, 0.0, F32)) == 1.0
-    # an exact value halfway between two floats: both neighbours are half an ulp away
-    mid_hi = 1.0 + 2.0**-24
-    assert float(acc.ulp_error(one, mid_hi, 0.0, F32)) == 0.5
-    assert float(acc.ulp_error(up, mid_hi, 0.0, F32)) == 0.5
-    # the lo part counts
-    assert float(acc.ulp_error(1.0, 1.0, 2.0**-54, F64)) == 0.25
-
-
-def test_ulp_error_correctly_rounded_is_at_most_half():
-    rng = np.random.default_rng(2)
-    with mpmath.workdps(40):
-        for dtype in (F32, F64):
-            for x in rng.uniform(-30, 30, 50):
-                exact = mpmath.exp(mpmath.mpf(float(x)))
-                hi = float(exact)
-                lo = float(exact - mpmath.mpf(hi))
-                rounded = dtype.type(hi) if dtype == F64 else np.float32(exact)
-                assert float(acc.ulp_error(rounded, hi, lo, dtype)) <= 0.5 + 1e-9
-
-
-def test_ulp_error_non_finite():
-    assert np.isinf(acc.ulp_error(np.nan, 1.0, 0.0, F64))
-    assert np.isinf(acc.ulp_error(np.inf, 1.0, 0.0, F64))
-    assert np.isinf(acc.ulp_error(-np.inf, 1.0, 0.0, F32))
-    # an exact value beyond float32's range: inf is the correctly rounded answer
-    assert float(acc.ulp_error(np.float32(np.inf), 6e38, 0.0, F32)) == 0.0
-    assert np.isinf(acc.ulp_error(np.finfo(np.float32).max, 6e38, 0.0, F32))
-    assert float(acc.ulp_error(-np.inf, -np.inf, 0.0, F64)) == 0.0
-    assert np.isinf(acc.ulp_error(np.inf, -np.inf, 0.0, F64))
-    # just below the float32 overflow threshold the largest float is correct
-    big = float(np.finfo(np.float32).max)
-    assert float(acc.ulp_error(np.float32(big), big + 2.0**100, 0.0, F32)) < 0.5
-
-
-# --------------------------------------------------------------------------------------
-# the exact reference
-# --------------------------------------------------------------------------------------
-
-def _reference(row, targets, digits=120):
-    """An independent reference: the textbook formulas at very high precision."""
-    with mpmath.workdps(digits):
-        xs = [mpmath.mpf(float(v)) for v in row]
-        lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in xs))
-        return lse, [v - lse for v in xs], [lse - xs[int(t)] for t in targets]
-
-
-@pytest.mark.parametrize(
-    "row",
-    [
-        [0.0, 0.0],
-        [1.0, 2.0, 3.0],
-        [0.0, -40.0],
-        [50.0, 0.0, -3.0, 1.5],
-        [1e4, 1e4 - 1e-9, 1e4 + 2e-9],
-        [-700.25, -701.5, -3000.0],
-        [-0.6931471805599453, -0.6931471805599453],  # lse close to 0
-    ],
-)
-def test_exact_row_matches_high_precision_textbook_formulas(row):
-    row = np.array(row)
-    targets = list(range(len(row)))
-    ref = acc.exact_row(row, targets)
-    lse, log_sm, loss = _reference(row, targets)
-    with mpmath.workdps(120):
-        def check(pair, value):
-            got = mpmath.mpf(float(pair[0])) + mpmath.mpf(float(pair[1]))
-            assert abs(got - value) <= abs(value) * mpmath.mpf(10) ** -30 + mpmath.mpf(10) ** -300
-
-        check(ref["logsumexp"], lse)
-        for j in range(len(row)):
-            check(ref["log_softmax"][:, j], log_sm[j])
-            check(ref["cross_entropy"][:, j], loss[j])
-
-
-def test_exact_row_dominant_logit_keeps_the_tiny_loss():
-    ref = acc.exact_row(np.array([0.0, -40.0]), [0, 1])
-    assert ref["cross_entropy"][0, 0] == float(mpmath.log1p(mpmath.exp(-40)))
-    assert ref["log_softmax"][0, 0] == -ref["cross_entropy"][0, 0]
-    np.testing.assert_allclose(ref["cross_entropy"][0, 1], 40.0, rtol=1e-15)
-
-
-def test_exact_row_huge_logits_round_to_inf_where_they_must():
-    ref = acc.exact_row(np.array([1.7e308, -1.7e308]), [1])
-    assert ref["logsumexp"][0] == 1.7e308
-    assert ref["log_softmax"][0, 1] == -np.inf  # -3.4e308 is beyond float64
-    assert ref["cross_entropy"][0, 0] == np.inf
+def test_exact_references_of_a_case():
+    case = acc.stress_cases(F64, quick=True)[0]
+    exact = acc.exact_references(case)
+    rows, classes = case.logits.shape
+    assert exact["logsumexp"].shape == (rows,)
+    assert exact["log_softmax"].shape == (rows, classes)
+    assert exact["cross_entropy"].shape == (rows, 2)
+    for i, row in enumerate(case.logits):
+        assert exact["logsumexp"][i] == exact_logsumexp(row)
+        for j, t in enumerate(case.targets[i]):
+            assert exact["cross_entropy"][i, j] == exact_cross_entropy(row, int(t))
+            with mpmath.workdps(80):
+                assert exact["log_softmax"][i, t] + exact["cross_entropy"][i, j] == 0
 
 
 # --------------------------------------------------------------------------------------
