@@ -5,9 +5,8 @@ problem, and the public function itself. Only the per-row log-sum-exp needs the 
 (:func:`celib._linear._tiles.row_lse`, or the lse a gradient pass computed already); the rest
 of a row's loss comes from row-wise dot products: the target logit, and for label smoothing
 ``sum_c w_c z_ic = x_i . (W^T w) + w . b`` (:func:`smoothing_vector`). The target's rules
-(smoothing, class weights, ignored elements, the 'mean' denominator) are applied here as the
-loss needs them; the gradient's coefficients (:mod:`celib._linear._coefficients`) and its
-denominator (:mod:`celib._linear._gradient`) apply the same rules their own way.
+(which elements count and with what weight, the 'mean' denominator, a mean over nothing,
+label smoothing) are :mod:`celib._core`'s, as for every other loss in celib.
 """
 
 from __future__ import annotations

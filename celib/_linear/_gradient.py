@@ -4,8 +4,8 @@ This module owns :func:`gradient`, which for a checked problem allocates the thr
 scales the loss by the 'mean' denominator, and for each output position builds the
 :class:`~celib._linear._coefficients.Coefficients`, runs one schedule (fused or recompute, as
 ``schedule`` and the fused budget decide) and adds the sparse parts; with ``return_loss`` it
-hands the lse the schedules computed to :func:`celib._linear._forward.forward`. It also owns
-'mean' over nothing (a zero denominator), where torch's autograd gives nan, and
+hands the lse the schedules computed to :func:`celib._linear._forward.forward`. A 'mean' over
+nothing, where torch's autograd gives nan, follows :func:`celib._core.nan_rows`. It also owns
 :func:`linear_cross_entropy_grad`. The schedules are called through the package (see
 :mod:`celib._linear`).
 """
