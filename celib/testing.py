@@ -1,6 +1,6 @@
 """Measuring numerics: errors in ulps against exact references, and the memory of a call.
 
-``celib.testing`` is to the book what :mod:`numpy.testing` is to numpy: the helpers behind its
+``celib.testing`` is to the book what ``numpy.testing`` is to numpy: the helpers behind its
 accuracy and memory claims, each defined once, with one meaning.
 
 - :func:`ulp` and :func:`ulp_error`: the unit in the last place of an *exact* value in a float
@@ -8,7 +8,7 @@ accuracy and memory claims, each defined once, with one meaning.
 - :func:`exact_logsumexp`, :func:`exact_log_softmax` and :func:`exact_cross_entropy`: exact
   references for one row of logits, computed in mpmath with 60 significant digits by default;
 - :func:`traced_peak`: the peak memory a call allocates beyond what existed before it, as
-  :mod:`tracemalloc` sees it, and the call's result.
+  ``tracemalloc`` sees it, and the call's result.
 
 Chapter 5 (Numerical stability) explains the ulp and the exact references, chapter 9
 (Cross-entropy at LLM scale) the memory peak; ``python -m celib.accuracy`` and the performance
@@ -561,7 +561,7 @@ def traced_peak(call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> t
 
     Notes
     -----
-    The memory is what :mod:`tracemalloc` traces: Python's allocations and numpy's array
+    The memory is what ``tracemalloc`` traces: Python's allocations and numpy's array
     buffers (numpy reports them to tracemalloc). It does not see memory that other libraries
     allocate themselves (torch's tensors, a BLAS's work buffers), and it counts the
     allocations of every thread. A garbage collection runs first, so that garbage freed during
