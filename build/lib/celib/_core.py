@@ -1,0 +1,189 @@
+"""torch's cross-entropy rules, written once: which targets count, how much, and what a mean over
+nothing is.
+
+Every loss in celib with the semantics of ``torch.nn.functional.cross_entropy`` (``cross_entropy``,
+``nll_loss``, ``cross_entropy_grad``, ``linear_cross_entropy`` and its gradient, ``focal_loss``
+and its gradient) is *parse, kernel, reduce*: the arguments become one frozen target object
+here (:func:`index_targets`, :func:`probability_targets`), a kernel computes per-element losses
+or gradient rows from it, and :func:`reduce` (or :func:`gradient_scale` and
+:func:`nan_rows`) turns them into the result. The rules, each with its one home:
+
+1. An ignored target (``ignore_index``) contributes +0.0, never -0.0, and leaves the 'mean'
+   (:class:`IndexTargets`: ``classes``, ``ignored``, ``weights``).
+2. With class indices, 'mean' divides by :math:`\\sum_i w_{y_i}` over the kept elements (their
+   count without class weights), summed in float64; with class probabilities, by the number of
+   elements, whatever the weights (``denominator``).
+3. A 'mean' over nothing (every target ignored, every kept one weighing 0, an empty batch) is
+   0/0 = nan, even where label smoothing makes the numerator non-zero (:func:`reduce`). Its
+   gradient is what torch's autograd gives: 0 through the elements that do not count, and
+   :math:`0 \\cdot (1/0)` = nan through the others (:func:`nan_rows`).
+4. Label smoothing ε replaces the target :math:`p` by :math:`(1-\\varepsilon)\\,p +
+   \\varepsilon/C` (:func:`probability_targets`; for class indices :math:`p = e_y`, which the
+   kernels apply as the mix of the target term and a uniform term).
+5. Sums over elements are accumulated in float64 and rounded once to the input's dtype; a total
+   beyond float32's range becomes inf (:func:`reduce`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _checks
+
+# The dataclasses hold arrays, which do not compare as values: eq=False (identity).
+
+
+@dataclass(frozen=True, eq=False)
+class IndexTargets:
+    """Class-index targets, flattened in the order of the input's rows, checked once."""
+
+    classes: np.ndarray
+    """(M,) intp: :math:`y_i`, and 0 where ignored, so that it can always index."""
+    ignored: np.ndarray
+    """(M,) bool: the elements whose target is ``ignore_index``."""
+    weights: np.ndarray | None
+    """(M,) float64: :math:`w_{y_i}`, 0 where ignored; None without class weights (all 1)."""
+    denominator: float
+    """'mean' divides by this: :math:`\\sum_i w_{y_i}` over the kept elements, in float64."""
+    shape: tuple[int, ...]
+    """The target's shape: the shape of ``reduction='none'``."""
+
+
+@dataclass(frozen=True, eq=False)
+class ProbabilityTargets:
+    """Class-probability targets as rows, label smoothing applied."""
+
+    probabilities: np.ndarray
+    """(M, C): the target :math:`p`, smoothed to :math:`(1-\\varepsilon)p + \\varepsilon/C`."""
+    denominator: float
+    """'mean' divides by this: M, the number of elements."""
+    shape: tuple[int, ...]
+    """The shape of ``reduction='none'``: the input's without its class axis."""
+
+
+@dataclass(frozen=True, eq=False)
+class Elements:
+    """Losses where every element counts 1 in the 'mean' (binary cross-entropy, focal loss)."""
+
+    denominator: float
+    """The number of elements."""
+    shape: tuple[int, ...]
+    """The shape of ``reduction='none'``."""
+
+    @classmethod
+    def of_shape(cls, shape: tuple[int, ...]) -> Elements:
+        return cls(float(np.prod(shape, dtype=np.int64)), shape)
+
+
+Targets = IndexTargets | ProbabilityTargets
+Reducible = IndexTargets | ProbabilityTargets | Elements
+
+
+def is_probability_target(target: np.ndarray, input_shape: tuple[int, ...]) -> bool:
+    """torch's rule: a target with the input's shape holds class probabilities (and must then be
+    floating point)."""
+    if target.shape != input_shape:
+        return False
+    if target.dtype.kind != "f":
+        raise ValueError(
+            f"a target of the input's shape {input_shape} is read as class probabilities and must "
+            f"be floating point, got dtype {target.dtype}. If it is one-hot, either pass the class "
+            "indices (target.argmax(axis=1)) or convert it: target.astype(np.float32)."
+        )
+    return True
+
+
+def index_targets(target: np.ndarray, num_classes: int, ignore_index: int | None,
+                  class_weight: np.ndarray | None,
+                  shape: tuple[int, ...] | None = None) -> IndexTargets:
+    """The :class:`IndexTargets` of a flat array of class indices (checked against
+    ``[0, num_classes)`` here: an out-of-range index that is not ``ignore_index`` raises
+    IndexError). ``class_weight`` is the checked (C,) weight vector or None; ``shape`` defaults
+    to the target's."""
+    flat = target.reshape(-1)
+    ignored = _checks.check_bounds(flat, num_classes, ignore_index)
+    # no copy of the targets unless one is ignored (an (N,) array beside an (N, C) input counts
+    # in the memory the losses promise: chapter 9 and the performance appendix measure it)
+    classes = (np.where(ignored, 0, flat) if ignored.any() else flat).astype(np.intp, copy=False)
+    weights = None
+    if class_weight is None:
+        denominator = float(flat.size - np.count_nonzero(ignored))
+    else:
+        if num_classes == 0:  # every target is ignored (check_bounds saw to it)
+            weights = np.zeros(flat.size)
+        else:
+            weights = np.where(ignored, 0.0, class_weight.astype(np.float64)[classes])
+        denominator = float(np.sum(weights))
+    return IndexTargets(classes, ignored, weights, denominator,
+                        target.shape if shape is None else shape)
+
+
+def smoothing_coefficients(label_smoothing: float, num_classes: int) -> tuple[float, float]:
+    """Label smoothing of a class index y: the target :math:`(1-\\varepsilon)\\,e_y +
+    (\\varepsilon/C)\\,\\mathbf{1}` as the two coefficients ``(1 - ε, ε / C)`` with which the
+    kernels mix the target class's term and the uniform term (0 for C = 0)."""
+    return 1 - label_smoothing, label_smoothing / num_classes if num_classes else 0.0
+
+
+def smooth(p: np.ndarray, label_smoothing: float) -> np.ndarray:
+    """Label smoothing of (M, C) target rows: :math:`(1-\\varepsilon)\\,p + \\varepsilon/C`
+    (``p`` itself when ε is 0)."""
+    if label_smoothing > 0:
+        return p * (1 - label_smoothing) + label_smoothing / p.shape[1]
+    return p
+
+
+def probability_targets(rows: np.ndarray, label_smoothing: float,
+                        shape: tuple[int, ...]) -> ProbabilityTargets:
+    """The :class:`ProbabilityTargets` of (M, C) target rows (in the compute dtype)."""
+    return ProbabilityTargets(smooth(rows, label_smoothing), float(rows.shape[0]), shape)
+
+
+def reduce(per_element: np.ndarray, targets: Reducible, reduction: str,
+           dtype: np.dtype) -> np.ndarray | np.floating[Any]:
+    """The loss for ``reduction`` from the per-element losses (any float dtype, in the order of
+    the targets; ignored elements must already be +0.0): 'none' has ``targets.shape``, 'sum'
+    and 'mean' are accumulated in float64 and rounded once to ``dtype``; a 'mean' over nothing
+    is nan."""
+    if reduction == "none":
+        with np.errstate(over="ignore"):  # a float64 loss beyond float32's range is inf
+            return per_element.reshape(targets.shape).astype(dtype, copy=False)
+    total = np.sum(per_element, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
+        if reduction == "sum":
+            return dtype.type(total)
+        if targets.denominator == 0:
+            return dtype.type(np.nan)
+        return dtype.type(total / targets.denominator)
+
+
+def gradient_scale(targets: Reducible, reduction: str) -> float:
+    """What the gradient of each element's loss is multiplied by: 1 / denominator for 'mean'
+    (where the denominator is not 0: see :func:`nan_rows`), 1 for 'sum' and 'none'."""
+    if reduction == "mean" and targets.denominator != 0:
+        return 1.0 / targets.denominator
+    return 1.0
+
+
+def reduce_gradient(g: np.ndarray, targets: Reducible, reduction: str) -> np.ndarray:
+    """The gradient rows ``g`` (M, C) of the per-element losses, reduced: divided by the
+    denominator for 'mean', or, for a 'mean' over nothing, nan on the rows that count and 0 on
+    the others (:func:`nan_rows`)."""
+    nan = nan_rows(targets, reduction)
+    if nan is not None:
+        return np.where(nan[:, None], np.nan, np.zeros_like(g))
+    return g / targets.denominator if reduction == "mean" else g
+
+
+def nan_rows(targets: Reducible, reduction: str) -> np.ndarray | None:
+    """Where a 'mean' over nothing makes the gradient nan: the elements that count (not
+    ignored), as torch's autograd gives :math:`0 \\cdot (1/0)`; None when the gradient is finite
+    (the mean has something to divide by, or the reduction is not 'mean')."""
+    if reduction != "mean" or targets.denominator != 0:
+        return None
+    if isinstance(targets, IndexTargets):
+        return ~targets.ignored
+    return np.ones(int(np.prod(targets.shape, dtype=np.int64)), dtype=bool)

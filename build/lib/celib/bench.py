@@ -1,0 +1,565 @@
+"""Speed and memory of celib against torch.nn.functional, scipy.special and scikit-learn.
+
+``python -m celib.bench`` times ``logsumexp``, ``log_softmax``, ``cross_entropy`` (index
+targets, ``'mean'``) and ``cross_entropy_grad`` in float32 and float64 on the shapes (N, C) =
+(4096, 10), (8192, 1000), (512, 50257) and (64, 128000), and prints one table with the ratio
+celib/torch. ``--quick`` is the short form for CI (smaller shapes, fewer repeats), ``--json
+FILE`` also writes the results.
+
+How it measures
+---------------
+* **The machine**: the header names the CPU, the vector instructions numpy and torch dispatch
+  to (numpy vectorises float64 ``exp`` only with AVX-512, which moves celib's ratios
+  several-fold), the BLAS, the threads actually used, and the load average before and after.
+* **Time**: each method is called once to warm up, which also sets how many calls make one
+  of its rounds (at least ``MIN_ROUND_S`` of work). Then ``repeats`` rounds call every method,
+  in an order that rotates from round to round, so that a burst of load elsewhere hits every
+  method alike. A method's time is its fastest round (noise only ever adds time), and its
+  *spread* is how much slower its median round was. celib, torch and the BLAS all get the
+  same number of threads. torch's gradient is forward plus ``torch.autograd.grad`` of the
+  loss: torch has no other way to compute it.
+* **Noise is refused, not printed.** While a row is timed, /proc/stat tells how much CPU
+  other processes took. A row where they took over ``BUSY_LIMIT`` of the machine's CPU time,
+  or where a method's spread is over ``SPREAD_LIMIT``, prints "too noisy" instead of its
+  ratio, and nothing is concluded from it.
+* **Memory**: the peak of memory allocated during one call, beyond what existed before it,
+  *including the result*, as a multiple of the input's size. For numpy code (celib, scipy,
+  scikit-learn) it is the peak traced by :mod:`tracemalloc` (:func:`celib.testing.traced_peak`);
+  torch's allocator is invisible to tracemalloc, so for torch it is the rise of the peak
+  resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``) in a fresh subprocess,
+  with glibc told to return large freed blocks to the system at once
+  (``MALLOC_MMAP_THRESHOLD_``). Linux only; elsewhere the torch column is left empty.
+* scikit-learn's ``log_loss`` takes probabilities, not logits: it is timed on probabilities
+  computed beforehand, so its time leaves out the softmax.
+
+Only numpy is imported with this module; torch, scipy, scikit-learn and threadpoolctl are
+imported when the benchmark runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import _kernels, _machine
+from .testing import traced_peak
+
+FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy", "cross_entropy_grad")
+DTYPES = ("float32", "float64")
+SHAPES = ((4096, 10), (8192, 1000), (512, 50257), (64, 128000))
+QUICK_SHAPES = ((4096, 10), (2048, 1000), (128, 50257), (16, 128000))
+MIN_ROUND_S = 0.005   # a round of a tiny call repeats it until it has taken this long,
+ROW_S = 1.0           # and until all the rounds of a row take this long together
+SPREAD_LIMIT = 0.20   # a median round more than 20 % slower than the best: too noisy
+BUSY_LIMIT = 0.10     # other processes took more than 10 % of the CPU time: too noisy
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The per-call times (ms) of one method, one per round."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        """The fastest round: noise only ever adds time, so this is the estimate."""
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+    @property
+    def spread(self) -> float:
+        """How much slower the median round was than the best, relatively (0: no noise)."""
+        return self.median / self.best - 1
+
+
+@dataclass
+class Result:
+    """One line of the table: a function, a dtype, a shape, and every method's numbers."""
+
+    function: str
+    dtype: str
+    shape: tuple[int, int]
+    timings: dict[str, Timing] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)  # peak extra bytes / input bytes
+    noise: str | None = None  # why the times cannot be compared (None: they can)
+
+    @property
+    def ms(self) -> dict[str, float]:
+        """Each method's time (its fastest round), in ms."""
+        return {name: t.best for name, t in self.timings.items()}
+
+    @property
+    def ratio(self) -> float:
+        """celib's time over torch's; nan if either is missing or the row is too noisy."""
+        if self.noise is None and "celib" in self.ms and self.ms.get("torch"):
+            return self.ms["celib"] / self.ms["torch"]
+        return float("nan")
+
+
+@dataclass
+class Report:
+    """A benchmark run: the machine as it was, the load average around it, and the rows."""
+
+    machine: _machine.Machine
+    load_before: tuple[float, ...]
+    load_after: tuple[float, ...]
+    results: list[Result]
+
+    def header(self) -> str:
+        """What ran where: CPU, SIMD level, BLAS, threads, load averages, limits."""
+        return (f"{self.machine.summary()}\n"
+                f"load average (1, 5, 15 min): {_load(self.load_before)} before, "
+                f"{_load(self.load_after)} after; a row is 'too noisy' when other processes "
+                f"take over {100 * BUSY_LIMIT:.0f}% of the CPU time or a method's median round "
+                f"is over {100 * SPREAD_LIMIT:.0f}% slower than its best")
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
+
+
+def _load_average() -> tuple[float, ...]:
+    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
+
+
+def make_input(shape: tuple[int, int], dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ~ N(0, 2²) of ``shape`` and ``dtype``, and uniform class-index targets (int64)."""
+    rng = np.random.default_rng(seed)
+    n, c = shape
+    x = rng.standard_normal((n, c), dtype=np.float32 if dtype == "float32" else np.float64)
+    x *= 2
+    return x, rng.integers(0, c, size=n)
+
+
+Call = Callable[[], object]
+
+
+def _numpy_methods(function: str, x: np.ndarray, y: np.ndarray,
+                   others: tuple[str, ...] = ("scipy", "sklearn")) -> dict[str, Call]:
+    """The numpy implementations of ``function`` on (x, y): celib, and those of ``others``
+    (scipy, sklearn) that are installed and have the function."""
+    from . import functional as cf
+    from . import grad as cg
+
+    celib: dict[str, Call] = {
+        "logsumexp": lambda: cf.logsumexp(x, axis=1),
+        "log_softmax": lambda: cf.log_softmax(x, axis=1),
+        "cross_entropy": lambda: cf.cross_entropy(x, y),
+        "cross_entropy_grad": lambda: cg.cross_entropy_grad(x, y),
+    }
+    calls = {"celib": celib[function]}
+    try:
+        import scipy.special as sp
+    except ImportError:  # pragma: no cover
+        sp = None
+    if "scipy" not in others:
+        sp = None
+    if sp is not None and function == "logsumexp":
+        calls["scipy"] = lambda: sp.logsumexp(x, axis=1)
+    if sp is not None and function == "log_softmax":
+        calls["scipy"] = lambda: sp.log_softmax(x, axis=1)
+    if function == "cross_entropy" and "sklearn" in others:
+        try:
+            from sklearn.metrics import log_loss
+        except ImportError:  # pragma: no cover
+            log_loss = None
+        if log_loss is not None:
+            probabilities = cf.softmax(x, axis=1)
+            labels = np.arange(x.shape[1])
+            calls["sklearn"] = lambda: log_loss(y, probabilities, labels=labels)
+    return calls
+
+
+def _torch_call(function: str, x, y):
+    """A zero-argument callable computing ``function`` with torch on tensors x, y."""
+    import torch
+    import torch.nn.functional as F
+
+    if function == "logsumexp":
+        return lambda: torch.logsumexp(x, dim=1)
+    if function == "log_softmax":
+        return lambda: F.log_softmax(x, dim=1)
+    if function == "cross_entropy":
+        return lambda: F.cross_entropy(x, y)
+
+    def grad():
+        leaf = x.detach().requires_grad_()
+        loss = F.cross_entropy(leaf, y)
+        return torch.autograd.grad(loss, leaf)[0]
+
+    return grad
+
+
+class _OtherProcessesMeter:
+    """The CPU time that other processes (and the hypervisor: steal) took while this block
+    ran, in cores (``.cores``): /proc/stat's busy time of the whole machine less this
+    process's own CPU time. None where /proc/stat does not exist."""
+
+    cores: float | None = None
+
+    def __enter__(self) -> _OtherProcessesMeter:
+        self.wall, self.busy, self.own = time.perf_counter(), _machine_busy_s(), _own_cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = _machine_busy_s()
+        if busy is not None and self.busy is not None:
+            others = (busy - self.busy) - (_own_cpu_s() - self.own)
+            self.cores = max(0.0, others / (time.perf_counter() - self.wall))
+
+
+def _machine_busy_s() -> float | None:
+    """Seconds of CPU time the whole machine spent busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource  # (Unix; its clock counts microseconds, os.times()'s only ticks)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | None]:
+    """Time each zero-argument callable over ``repeats`` rounds that rotate the order.
+
+    Each method is first called once to warm up, which also sets how many calls make one of
+    its rounds: enough for ``MIN_ROUND_S``, and for all the rounds of all the methods to take
+    ``ROW_S`` together, so that neither the clock's resolution nor one cache miss dominates a
+    tiny call, and /proc/stat's 10 ms ticks are small against the time measured. Returns each
+    method's :class:`Timing` and the CPU (in cores) that other processes used meanwhile (None
+    where it cannot be measured).
+    """
+    names = list(calls)
+    round_s = max(MIN_ROUND_S, ROW_S / (repeats * len(names)))
+    number = {}
+    for name in names:
+        start = time.perf_counter()
+        calls[name]()
+        number[name] = max(1, min(10_000, math.ceil(round_s / (time.perf_counter() - start))))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()
+    with _OtherProcessesMeter() as meter:
+        for round_ in range(repeats):
+            for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+                call, n = calls[name], number[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    call()
+                samples[name].append(1e3 * (time.perf_counter() - start) / n)
+    return {name: Timing(tuple(v)) for name, v in samples.items()}, meter.cores
+
+
+def noise(timings: dict[str, Timing], busy_elsewhere: float | None, cpus: int) -> str | None:
+    """Why a row's ratios cannot be trusted (None: they can): a method whose median round
+    was over ``SPREAD_LIMIT`` slower than its best, or other processes that took over
+    ``BUSY_LIMIT`` of the machine's CPU time while it was timed."""
+    if busy_elsewhere is not None and busy_elsewhere > BUSY_LIMIT * cpus:
+        return f"other processes used {busy_elsewhere:.2f} of {cpus} CPUs"
+    worst = max(timings, key=lambda name: timings[name].spread)
+    if timings[worst].spread > SPREAD_LIMIT:
+        return f"{worst}'s rounds spread {100 * timings[worst].spread:.0f}%"
+    return None
+
+
+def _status_bytes(key: str) -> int:
+    """A memory line of /proc/self/status (``VmRSS:``, ``VmHWM:``), in bytes (Linux only)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)  # pragma: no cover
+
+
+def peak_rss_rise(call) -> int:
+    """How far one ``call()`` raises this process's peak RSS above its current RSS, in bytes.
+
+    Used inside the fresh subprocesses that measure torch (Linux: resets the peak through
+    /proc/self/clear_refs first, so earlier work does not count).
+    """
+    import gc
+
+    gc.collect()
+    rss = _status_bytes("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    result = call()
+    peak = _status_bytes("VmHWM:")
+    del result
+    return max(0, peak - rss)
+
+
+_TORCH_MEMORY_SCRIPT = r"""
+import gc, json, sys
+import numpy as np
+import torch
+from celib.bench import _torch_call, make_input, peak_rss_rise
+
+jobs = json.load(sys.stdin)
+torch.set_num_threads(jobs["threads"])
+out = []
+for function, dtype, n, c in jobs["configs"]:
+    x, y = make_input((n, c), dtype)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    small = _torch_call(function, tx[:2, :8].clone(), ty[:2] % 8)
+    small()  # load the code paths once
+    call = _torch_call(function, tx, ty)
+    out.append(peak_rss_rise(call))
+    del x, y, tx, ty, call
+    gc.collect()
+print(json.dumps(out))
+"""
+
+
+def run_memory_script(script: str, job: dict):
+    """Run a measuring ``script`` in a fresh Python with ``job`` as JSON on its standard input
+    and return the JSON of its last output line; None where peak RSS cannot be measured
+    (not Linux) or the script failed (its error is printed, not raised)."""
+    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
+        return None  # pragma: no cover
+    # Small allocations from the heap, large ones mapped and unmapped at once: RSS then follows
+    # what torch holds, not what the allocator keeps cached.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:  # pragma: no cover - reported, not fatal
+        print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def torch_peak_rss(configs: list[tuple[str, str, int, int]], threads: int) -> list[float] | None:
+    """Rise of peak RSS (bytes) of each torch call, measured in one fresh subprocess."""
+    return run_memory_script(_TORCH_MEMORY_SCRIPT,
+                             {"threads": threads, "configs": [list(c) for c in configs]})
+
+
+@contextlib.contextmanager
+def threads_limited(threads: int | None):
+    """Give celib, torch and the BLAS libraries (through threadpoolctl, when installed) the
+    same ``threads`` (None: celib's default) for the duration of the block."""
+    import torch
+
+    threads = _kernels.get_num_threads() if threads is None else int(threads)
+    previous = _kernels.set_num_threads(threads)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=threads)
+    except ImportError:  # pragma: no cover
+        blas = contextlib.nullcontext()
+    try:
+        with blas:
+            yield threads
+    finally:
+        _kernels.set_num_threads(previous)
+        torch.set_num_threads(torch_threads)
+
+
+def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
+        threads: int | None = None, memory: bool = True, others=("scipy", "sklearn"),
+        progress=None) -> Report:
+    """Run the benchmark: a :class:`Report` with one :class:`Result` per (function, dtype,
+    shape). ``others`` names the other numpy libraries to time beside celib and torch."""
+    import torch
+
+    results: list[Result] = []
+    load_before = _load_average()
+    cpus = os.cpu_count() or 1
+    with threads_limited(threads) as threads:
+        machine = _machine.describe()
+        for shape in shapes:
+            for dtype in dtypes:
+                x, y = make_input(tuple(shape), dtype)
+                tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+                for function in functions:
+                    calls = _numpy_methods(function, x, y, others)
+                    numpy_names = list(calls)
+                    calls["torch"] = _torch_call(function, tx, ty)
+                    timings, busy = time_methods(calls, repeats)
+                    res = Result(function, dtype, tuple(shape), timings,
+                                 noise=noise(timings, busy, cpus))
+                    if memory:
+                        for name in numpy_names:
+                            res.memory[name] = traced_peak(calls[name])[0] / x.nbytes
+                    results.append(res)
+                    if progress:
+                        progress(res)
+                del x, y, tx, ty
+                gc.collect()
+    if memory:
+        configs = [(r.function, r.dtype, r.shape[0], r.shape[1]) for r in results]
+        rises = torch_peak_rss(configs, threads)
+        if rises is not None:
+            for r, rise in zip(results, rises, strict=True):
+                r.memory["torch"] = rise / (r.shape[0] * r.shape[1] * np.dtype(r.dtype).itemsize)
+    return Report(machine, load_before, _load_average(), results)
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    return format(value, fmt)
+
+
+def format_results(results: list[Result]) -> str:
+    """The results as an aligned text table; a noisy row shows why instead of its ratio."""
+    header = (f"{'function':<19}{'dtype':<8}{'N x C':>13}{'celib ms':>10}{'torch ms':>10}"
+              f"{'celib/torch':>12}{'spread':>8}{'scipy ms':>10}{'sklearn ms':>11}"
+              f"{'mem celib':>10}{'mem torch':>10}{'mem other':>10}")
+    lines = [header, "-" * len(header)]
+    noisy = []
+    for r in results:
+        other = r.memory.get("scipy", r.memory.get("sklearn"))
+        spread = max(t.spread for t in r.timings.values())
+        lines.append(
+            f"{r.function:<19}{r.dtype:<8}{f'{r.shape[0]} x {r.shape[1]}':>13}"
+            f"{_cell(r.ms.get('celib'), '.3f'):>10}{_cell(r.ms.get('torch'), '.3f'):>10}"
+            f"{'too noisy' if r.noise else _cell(r.ratio, '.2f'):>12}{f'{100 * spread:.0f}%':>8}"
+            f"{_cell(r.ms.get('scipy'), '.3f'):>10}{_cell(r.ms.get('sklearn'), '.3f'):>11}"
+            f"{_cell(r.memory.get('celib'), '.3f'):>10}{_cell(r.memory.get('torch'), '.3f'):>10}"
+            f"{_cell(other, '.3f'):>10}")
+        if r.noise:
+            noisy.append(f"  {r.function} {r.dtype} {r.shape[0]} x {r.shape[1]}: {r.noise}")
+    if noisy:
+        lines += ["too noisy to compare (run again on a quiet machine):"] + noisy
+    return "\n".join(lines)
+
+
+NUMPY_WITHOUT_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR"  # NPY_DISABLE_CPU_FEATURES, numpy 2.4
+
+
+def run_elsewhere(env: dict[str, str], shapes, dtypes=("float32",), repeats: int = 3,
+                  threads: int | None = None) -> dict:
+    """The benchmark (times only) in a fresh Python with ``env`` added to the environment, as
+    the JSON of ``--json``: for settings read when a library loads, such as numpy's
+    ``NPY_DISABLE_CPU_FEATURES``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "bench.json")
+        command = [sys.executable, "-m", "celib.bench", "--no-memory", "--no-linear",
+                   "--repeats", str(repeats), "--dtypes", ",".join(dtypes), "--json", path,
+                   "--shapes", ",".join(f"{n}x{c}" for n, c in shapes)]
+        if threads is not None:
+            command += ["--threads", str(threads)]
+        subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
+        with open(path) as f:
+            return json.load(f)
+
+
+def compare_dispatch(report: Report, other: dict) -> str:
+    """celib's time and ratio in ``report`` beside the same rows of ``other`` (a JSON report,
+    e.g. from :func:`run_elsewhere` with numpy's AVX-512 turned off), as a table headed by
+    each run's numpy SIMD level."""
+    rows = {(r["function"], r["dtype"], tuple(r["shape"])): r for r in other["results"]}
+    head = (f"{'function':<19}{'N x C':>13}{'celib ms':>10}{'ratio':>11}"
+            f"{'celib ms':>10}{'ratio':>11}")
+    levels = (report.machine.simd_level, other["simd_level"])
+    lines = [f"{'':<32}" + "".join(f"{level.split(',')[0]:>21}" for level in levels), head,
+             "-" * len(head)]
+    for r in report.results:
+        o = rows.get((r.function, r.dtype, r.shape))
+        if o is None:
+            continue
+        ratio = "too noisy" if r.noise else f"{r.ratio:.2f}"
+        other_ratio = "too noisy" if o["noise"] else f"{o['ratio']:.2f}"
+        lines.append(f"{r.function:<19}{f'{r.shape[0]} x {r.shape[1]}':>13}"
+                     f"{r.ms['celib']:>10.3f}{ratio:>11}{o['ms']['celib']:>10.3f}{other_ratio:>11}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m celib.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller shapes and 3 repeats (for CI)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed rounds (default 7, quick 3)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for celib, torch and the BLAS (default: celib's, i.e. "
+                             "CELIB_NUM_THREADS or the usable CPUs)")
+    parser.add_argument("--shapes", type=_parse_shapes, default=None, metavar="NxC,...",
+                        help="the shapes to time, e.g. 4096x10,1024x1000")
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help="e.g. float32")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument("--no-linear", action="store_true",
+                        help="skip the linear_cross_entropy section")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
+    repeats = args.repeats or (3 if args.quick else 7)
+    start = time.perf_counter()
+    report = run(shapes=shapes, dtypes=tuple(args.dtypes.split(",")), repeats=repeats,
+                 threads=args.threads, memory=not args.no_memory,
+                 progress=lambda r: print(f"  {r.function} {r.dtype} {r.shape}: "
+                                          f"celib {r.ms['celib']:.3f} ms, "
+                                          f"torch {r.ms['torch']:.3f} ms",
+                                          file=sys.stderr, flush=True))
+    print(report.header())
+    print("times: the fastest of the rounds, after a warm-up; spread: how much slower the "
+          "median round was; memory: peak extra during one call (result included) / input "
+          "size\n")
+    print(format_results(report.results))
+    ce = [r for r in report.results if r.function == "cross_entropy" and r.dtype == "float32"]
+    if ce:
+        print("\ncross_entropy float32, celib/torch: " + ", ".join(
+            f"{r.shape[0]}x{r.shape[1]} {'too noisy' if r.noise else format(r.ratio, '.2f')}"
+            for r in ce))
+    if not args.no_linear:
+        from ._bench_linear import section  # linear_cross_entropy vs torch (chapter 9)
+        print("\n" + section(args.quick, args.threads, not args.no_memory, args.repeats),
+              flush=True)
+    print(f"\n{time.perf_counter() - start:.0f} s; "
+          f"load average {_load(_load_average())} at the end")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report_to_json(report), f, indent=1)
+    return 0
+
+
+def _parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
+    try:
+        shapes = tuple(tuple(int(v) for v in part.split("x")) for part in text.split(","))
+    except ValueError:
+        shapes = ()
+    if not shapes or any(len(shape) != 2 or min(shape) < 1 for shape in shapes):
+        raise argparse.ArgumentTypeError(f"expected shapes like 4096x10,1024x1000, got {text!r}")
+    return shapes  # type: ignore[return-value]
+
+
+def report_to_json(report: Report) -> dict:
+    """The report as plain JSON data (what ``--json`` writes)."""
+    return {"machine": asdict(report.machine), "simd_level": report.machine.simd_level,
+            "load_before": report.load_before, "load_after": report.load_after,
+            "results": [{"function": r.function, "dtype": r.dtype, "shape": list(r.shape),
+                         "ms": r.ms, "spread": {k: t.spread for k, t in r.timings.items()},
+                         "samples_ms": {k: t.samples for k, t in r.timings.items()},
+                         "memory": r.memory, "noise": r.noise,
+                         "ratio": None if math.isnan(r.ratio) else r.ratio}
+                        for r in report.results]}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

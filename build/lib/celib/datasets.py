@@ -1,0 +1,589 @@
+"""MNIST, read straight from its original IDX files.
+
+Chapter 7 ("The MNIST label-index question", ``book/07_mnist_labels.ipynb``)
+uses this module to load the MNIST test split and the training labels, so that
+its claims about class indices are made about the real data.
+
+The loader parses the IDX format itself (numpy and the standard library only)
+and trusts nothing: every file is checked against its header, against the
+shapes MNIST is known to have, and against the sha256 of its decompressed
+payload. A file that is missing is downloaded from public mirrors into a
+temporary file that only becomes visible in the cache once it has passed those
+checks, so an interrupted or corrupt download never leaves anything behind.
+
+Files are looked for in, in order: the ``root`` argument, the directory named
+by the environment variable ``CELIB_MNIST_DIR``, and ``~/.cache/celib/mnist``.
+The directory holds the four files directly, under their original names
+(``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``); it may be
+read-only, since nothing is written to it when the files are already there.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import http.client
+import math
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO, Literal, Union
+
+import numpy as np
+
+__all__ = [
+    "CHECKSUMS",
+    "MIRRORS",
+    "MNISTDownloadError",
+    "MNISTError",
+    "load_mnist",
+    "load_mnist_labels",
+    "read_idx",
+    "stratified_split",
+]
+
+StrPath = Union[str, "os.PathLike[str]"]
+Split = Literal["train", "test"]
+
+#: Mirrors tried in order; each holds the four ``.gz`` files under their usual names.
+MIRRORS: list[str] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+
+#: sha256 of the *decompressed* IDX payloads. The mirrors wrap the same bytes in
+#: different gzip headers (timestamps), so checksums of the ``.gz`` files would differ.
+CHECKSUMS: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+#: Environment variable naming the directory that holds the MNIST files.
+ENV_VAR = "CELIB_MNIST_DIR"
+#: Seconds a socket may stay silent before a download attempt gives up.
+TIMEOUT = 30.0
+
+_DEFAULT_ROOT = Path("~/.cache/celib/mnist")
+_PREFIX = {"train": "train", "test": "t10k"}
+_RECORDS = {"train": 60_000, "test": 10_000}
+_MAGIC = {"labels": 0x00000801, "images": 0x00000803}
+_IMAGE_SHAPE = (28, 28)
+_CHUNK = 1 << 16
+_USER_AGENT = "celib (Cross-Entropy, Executed; MNIST loader)"
+
+# IDX dtype byte -> numpy dtype; multi-byte values are stored big-endian.
+_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+class MNISTError(ValueError):
+    """An IDX/MNIST file (or a download of one) is not what it should be.
+
+    Parameters
+    ----------
+    path : str
+        The file or URL the problem was found in.
+    problem : str
+        What exactly is wrong, e.g. ``"truncated: ..."`` or ``"sha256 mismatch: ..."``.
+
+    Notes
+    -----
+    ``str(error)`` is ``"<path>: <problem>"``; both parts are also attributes.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        # The default pickling would call __init__ with the formatted message only.
+        return (type(self), (self.path, self.problem))
+
+
+class MNISTDownloadError(MNISTError):
+    """No mirror delivered a file that passed the checks.
+
+    Parameters
+    ----------
+    path : str
+        The cache path the file would have been saved under.
+    failures : sequence of (str, str)
+        One ``(url, reason)`` pair per mirror tried, in order.
+    """
+
+    def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        lines = [f"\n  - {url}: {reason}" for url, reason in self.failures]
+        listing = "".join(lines) or " (no mirrors were given)"
+        written = f"\nnothing was written to {Path(path).parent}"
+        super().__init__(path, f"download failed from every mirror:{listing}{written}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), (self.path, self.failures))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _describe_magic(magic: int) -> str:
+    dtype = _DTYPES.get((magic >> 8) & 0xFF)
+    kind = dtype.newbyteorder("=").name if dtype is not None else "unknown"
+    return f"dtype byte 0x{(magic >> 8) & 0xFF:02x} = {kind}, {_plural(magic & 0xFF, 'dimension')}"
+
+
+def _decompress(raw: bytes, where: str) -> bytes:
+    """Return ``raw`` gunzipped if it is gzip data, unchanged otherwise."""
+    # Sniff rather than trust the file name: an IDX file starts with 0x00, gzip with 0x1f 0x8b.
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError as exc:
+        raise MNISTError(where, f"truncated gzip stream ({len(raw)} bytes): {exc}") from exc
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise MNISTError(where, f"corrupt gzip stream: {exc}") from exc
+
+
+def _parse_idx(data: bytes, where: str) -> np.ndarray:
+    """Parse decompressed IDX bytes into a native-endian array, checking every length."""
+    if len(data) < 4:
+        raise MNISTError(
+            where, f"truncated: {_plural(len(data), 'byte')}, too short for the IDX magic number"
+        )
+    magic = int.from_bytes(data[:4], "big")
+    if data[0] or data[1]:
+        raise MNISTError(where, f"bad magic 0x{magic:08x}: an IDX file starts with two zero bytes")
+    dtype = _DTYPES.get(data[2])
+    if dtype is None:
+        known = ", ".join(f"0x{b:02x} {d.newbyteorder('=').name}" for b, d in _DTYPES.items())
+        raise MNISTError(
+            where, f"unknown dtype byte 0x{data[2]:02x} in magic 0x{magic:08x} (known: {known})"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise MNISTError(
+            where,
+            f"truncated: header declares {_plural(ndim, 'dimension')} ({header} header bytes), "
+            f"file has {_plural(len(data), 'byte')}",
+        )
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
+    count = math.prod(shape)
+    expected, found = count * dtype.itemsize, len(data) - header
+    says = f"header says {_plural(count, 'item')} of {_plural(dtype.itemsize, 'byte')}"
+    if found < expected:
+        raise MNISTError(where, f"truncated: {says}, found {_plural(found, 'byte')}")
+    if found > expected:
+        raise MNISTError(
+            where, f"trailing bytes: {says} ({expected}), found {found} ({found - expected} extra)"
+        )
+    # astype copies: the result is writable and native-endian, not a view of `data`.
+    return np.frombuffer(data, dtype, count, header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: StrPath) -> np.ndarray:
+    """Read any IDX file, gzip-compressed or raw, into a numpy array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. Gzip data is recognised by its first two bytes, not by the name.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape as declared in the header; dtype from the header's dtype byte
+        (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+        0x0E float64), converted to native byte order.
+
+    Raises
+    ------
+    MNISTError
+        Corrupt or truncated gzip stream, bad magic number, unknown dtype byte,
+        or a payload shorter (truncated) or longer (trailing bytes) than the
+        header declares. The message names the file and the problem.
+    FileNotFoundError
+        If ``path`` does not exist.
+
+    Notes
+    -----
+    No checksum is verified, so this also reads IDX files that are not MNIST;
+    :func:`load_mnist` adds the MNIST-specific checks. Explained in chapter 7
+    (The MNIST label-index question), which reads a label file byte by byte.
+
+    Examples
+    --------
+    >>> import gzip, os, tempfile
+    >>> header = bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big")  # uint8, 1-D, 3 items
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "tiny-labels-idx1-ubyte.gz")
+    ...     with gzip.open(path, "wb") as f:
+    ...         _ = f.write(header + bytes([7, 2, 1]))
+    ...     print(read_idx(path))
+    [7 2 1]
+    """
+    where = os.fspath(path)
+    return _parse_idx(_decompress(Path(path).read_bytes(), where), where)
+
+
+def _file_name(split: str, kind: str) -> str:
+    if split not in _PREFIX:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return f"{_PREFIX[split]}-{kind}-idx{1 if kind == 'labels' else 3}-ubyte"
+
+
+def _verify_mnist(data: bytes, split: str, kind: str, where: str) -> np.ndarray:
+    """Parse decompressed bytes of one MNIST file and check everything known about it."""
+    expected_magic = _MAGIC[kind]
+    magic = int.from_bytes(data[:4], "big")
+    if len(data) >= 4 and magic != expected_magic:  # shorter: _parse_idx reports the truncation
+        raise MNISTError(
+            where,
+            f"bad magic 0x{magic:08x}, expected 0x{expected_magic:08x} "
+            f"({_describe_magic(magic)}; MNIST {kind} have {_describe_magic(expected_magic)})",
+        )
+    array = _parse_idx(data, where)
+    if kind == "images" and array.shape[1:] != _IMAGE_SHAPE:
+        got, want = ("x".join(map(str, s)) for s in (array.shape[1:], _IMAGE_SHAPE))
+        raise MNISTError(where, f"wrong image size: header says {got}, expected {want}")
+    if array.shape[0] != _RECORDS[split]:
+        raise MNISTError(
+            where,
+            f"wrong record count: header says {array.shape[0]}, "
+            f"MNIST {split} has {_RECORDS[split]}",
+        )
+    if kind == "labels" and array.max() > 9:  # the record count above rules out empty
+        index = int(np.argmax(array > 9))
+        raise MNISTError(where, f"label value {array[index]} at index {index} is outside 0..9")
+    name = _file_name(split, kind)
+    want_sha, got_sha = CHECKSUMS[name], hashlib.sha256(data).hexdigest()
+    if got_sha != want_sha:
+        raise MNISTError(
+            where,
+            f"sha256 mismatch: expected {want_sha}, got {got_sha} "
+            f"(of the {len(data)} decompressed bytes)",
+        )
+    return array
+
+
+def _resolve_root(root: StrPath | None) -> tuple[Path, str]:
+    """The directory to use, and why it was chosen (for error messages)."""
+    if root is not None:
+        return Path(root).expanduser(), "the root argument"
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser(), f"from ${ENV_VAR}"
+    return _DEFAULT_ROOT.expanduser(), f"the default; pass root= or set ${ENV_VAR} to change it"
+
+
+def _draw_progress(label: str, done: int, total: int | None) -> None:
+    def size(n: int) -> str:
+        return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+    if total:
+        filled = min(30, 30 * done // total)
+        line = f"{label} [{'#' * filled:<30}] {size(done)}/{size(total)} {100 * done // total:3d}%"
+    else:
+        line = f"{label} {size(done)}"
+    sys.stderr.write("\r" + line)
+    sys.stderr.flush()
+
+
+def _fetch(url: str, out: BinaryIO, label: str, progress: bool, timeout: float) -> None:
+    """Copy ``url`` into ``out``; raise if fewer bytes arrive than Content-Length announced."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length is not None else None
+        done = 0
+        if progress:
+            _draw_progress(label, done, total)
+        try:
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    _draw_progress(label, done, total)
+        finally:
+            if progress:
+                sys.stderr.write("\n")
+    # http.client returns b"" when the peer closes early instead of raising, so count.
+    if total is not None and done != total:
+        raise MNISTError(url, f"connection closed after {done} of {total} bytes (Content-Length)")
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, MNISTError):
+        return exc.problem
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot connect: {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _download(
+    split: str, kind: str, root: Path, mirrors: Sequence[str], progress: bool, timeout: float
+) -> Path:
+    """Fetch one file into ``root``, trying each mirror; publish it (atomically) once verified."""
+    filename = _file_name(split, kind) + ".gz"
+    target = root / filename
+    root.mkdir(parents=True, exist_ok=True)
+    failures: list[tuple[str, str]] = []
+    for attempt, mirror in enumerate(mirrors, 1):
+        url = mirror.rstrip("/") + "/" + filename
+        # Same directory as the target so os.replace is an atomic rename; the dot
+        # prefix keeps it out of casual listings should the process be killed.
+        fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                _fetch(url, out, filename, progress, timeout)
+            _verify_mnist(_decompress(tmp.read_bytes(), url), split, kind, url)
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data cache should be readable
+            os.replace(tmp, target)
+            return target
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            failures.append((url, _describe_failure(exc)))
+            if progress and attempt < len(mirrors):
+                print(f"{url}: {failures[-1][1]}; trying the next mirror", file=sys.stderr)
+        finally:
+            tmp.unlink(missing_ok=True)  # after a success it is already gone
+    raise MNISTDownloadError(str(target), failures)
+
+
+def _load(
+    split: str,
+    kind: str,
+    root: StrPath | None,
+    download: bool,
+    mirrors: Sequence[str] | None,
+    progress: bool,
+    timeout: float,
+) -> np.ndarray:
+    filename = _file_name(split, kind) + ".gz"
+    directory, why = _resolve_root(root)
+    path = directory / filename
+    if not path.is_file():
+        mirrors = MIRRORS if mirrors is None else mirrors
+        if not download:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"MNIST file {filename} not found in {directory} ({why}); call with "
+                f"download=True to fetch it (from {mirrors[0] if mirrors else 'a mirror'}), "
+                "or copy it there yourself",
+                str(path),
+            )
+        path = _download(split, kind, directory, mirrors, progress, timeout)
+    return _verify_mnist(_decompress(path.read_bytes(), str(path)), split, kind, str(path))
+
+
+def load_mnist(
+    split: Split = "train",
+    root: StrPath | None = None,
+    download: bool = True,
+    *,
+    mirrors: Sequence[str] | None = None,
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one MNIST split, verified, downloading missing files if allowed.
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default "train"
+        ``"train"`` (60,000 examples) or ``"test"`` (10,000 examples).
+    root : str or os.PathLike, optional
+        Directory holding the ``.gz`` files. Defaults to ``$CELIB_MNIST_DIR``,
+        then ``~/.cache/celib/mnist``.
+    download : bool, default True
+        Whether to download files that are missing from ``root``.
+    mirrors : sequence of str, optional
+        Base URLs to try in order; defaults to :data:`MIRRORS`.
+    progress : bool, default True
+        Show a progress bar on stderr while downloading.
+    timeout : float, default 30.0
+        Socket timeout in seconds for each download attempt.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        uint8, shape ``(N, 28, 28)``; pixel 0 is background, 255 is ink.
+    labels : numpy.ndarray
+        int64, shape ``(N,)``, values 0..9 (class index k is the digit k).
+
+    Raises
+    ------
+    MNISTError
+        A file is corrupt: bad gzip stream, wrong magic number, truncated or
+        with trailing bytes, wrong image size or record count, a label outside
+        0..9, or a sha256 mismatch. :class:`MNISTDownloadError` (a subclass)
+        if every mirror failed; it lists each mirror and why.
+    FileNotFoundError
+        If a file is missing and ``download`` is False.
+    ValueError
+        If ``split`` is not ``"train"`` or ``"test"``.
+
+    Notes
+    -----
+    Every load checks the sha256 of the decompressed payload against
+    :data:`CHECKSUMS`. A corrupt file already in ``root`` is reported, not
+    replaced: delete it to have it downloaded again. Nothing is written to
+    ``root`` when the files are present, so it may be read-only. Downloads go
+    to a temporary file in ``root`` that is renamed into place only after it
+    passed every check and is deleted on any failure. Explained in chapter 7
+    (The MNIST label-index question).
+
+    Examples
+    --------
+    >>> images, labels = load_mnist("test")  # doctest: +SKIP
+    >>> images.shape, images.dtype, labels.shape, labels.dtype  # doctest: +SKIP
+    ((10000, 28, 28), dtype('uint8'), (10000,), dtype('int64'))
+    >>> labels[:10]  # doctest: +SKIP
+    array([7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    """
+    # Images first: they are the file most likely to be missing offline.
+    images = _load(split, "images", root, download, mirrors, progress, timeout)
+    return images, load_mnist_labels(
+        split, root, download, mirrors=mirrors, progress=progress, timeout=timeout
+    )
+
+
+def load_mnist_labels(
+    split: Split = "train",
+    root: StrPath | None = None,
+    download: bool = True,
+    *,
+    mirrors: Sequence[str] | None = None,
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+) -> np.ndarray:
+    """Load only the labels of one MNIST split (no image file needed).
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default "train"
+        Which split.
+    root, download, mirrors, progress, timeout
+        As in :func:`load_mnist`.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(60000,)`` or ``(10000,)``, values 0..9.
+
+    Raises
+    ------
+    MNISTError
+        As in :func:`load_mnist`.
+    FileNotFoundError
+        If the file is missing and ``download`` is False.
+    ValueError
+        If ``split`` is not ``"train"`` or ``"test"``.
+
+    Notes
+    -----
+    Useful offline, where the 60,000 training labels are at hand but the
+    training images are not. Explained in chapter 7 (The MNIST label-index
+    question).
+
+    Examples
+    --------
+    >>> labels = load_mnist_labels("train")  # doctest: +SKIP
+    >>> np.bincount(labels)  # doctest: +SKIP
+    array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    """
+    return _load(split, "labels", root, download, mirrors, progress, timeout).astype(np.int64)
+
+
+def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum to ``total`` (Hamilton's method)."""
+    quota = total * weights / weights.sum()
+    counts = np.floor(quota).astype(np.int64)
+    # Ties are broken by the smaller class index, so the result is deterministic.
+    order = np.argsort(-(quota - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def stratified_split(
+    labels: np.ndarray, sizes: Sequence[int], seed: int = 0
+) -> tuple[np.ndarray, ...]:
+    """Split example indices at random into parts with the same class proportions.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        The class index of every example.
+    sizes : sequence of int
+        How many examples each part gets; they may sum to less than N (the rest is unused).
+    seed : int, default 0
+        Seed of the shuffle, so the split is the same on every machine.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One sorted int64 index array per part, disjoint.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not a 1-d integer array, a size is negative, or the sizes add up to
+        more than N.
+
+    Notes
+    -----
+    Each part draws from every class in proportion to the class's share of what is left,
+    rounded by largest remainder, so every part has exactly its size. The first part's class
+    counts are within one example of the data's proportions, and so are both parts of a split
+    in two that uses all the data; a later part of a split in three or more can miss by a little
+    more, since each part rounds what the earlier ones left. Splitting by
+    position instead (the first 8,000 images for training) is not a random split: the MNIST
+    test file is ordered by writer population (see chapter 7, The MNIST label-index question).
+
+    Examples
+    --------
+    >>> labels = np.repeat([0, 1, 2], [50, 30, 20])
+    >>> train, test = stratified_split(labels, [80, 20], seed=0)
+    >>> np.bincount(labels[test]).tolist()
+    [10, 6, 4]
+    >>> len(np.intersect1d(train, test))
+    0
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-d integer array, got {labels.dtype} "
+                         f"of shape {labels.shape}")
+    sizes = [int(s) for s in sizes]
+    if any(s < 0 for s in sizes) or sum(sizes) > len(labels):
+        raise ValueError(f"sizes must be non-negative and add up to at most {len(labels)} "
+                         f"(the number of labels), got {sizes}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    taken = np.zeros(len(classes), dtype=np.int64)
+    parts = []
+    for size in sizes:
+        left = np.array([len(pool) for pool in pools]) - taken
+        counts = _largest_remainder(size, left.astype(np.float64)) if size else 0 * left
+        chosen = [pool[t:t + k] for pool, t, k in zip(pools, taken, counts, strict=True)]
+        parts.append(np.sort(np.concatenate(chosen)).astype(np.int64))
+        taken += counts
+    return tuple(parts)
