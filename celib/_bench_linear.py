@@ -28,9 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from ._measure import noise, run_memory_script, threads_limited, time_methods
+from .testing import traced_peak
 
 SHAPES = ((2048, 256, 32000), (1024, 512, 128256))
 QUICK_SHAPES = ((256, 64, 2000),)
@@ -88,7 +93,7 @@ _RSS_SCRIPT = r"""
 import json, sys
 import torch
 from celib._bench_linear import make_problem, torch_calls
-from celib.bench import peak_rss_rise
+from celib._measure import peak_rss_rise
 
 job = json.load(sys.stdin)
 torch.set_num_threads(job["threads"])
@@ -104,22 +109,27 @@ print(json.dumps(peak_rss_rise(call)))
 def torch_peak_rss(shape, path: str, which: int, threads: int) -> float | None:
     """Rise of torch's peak RSS (bytes) for one call (0: forward, 1: forward+backward), measured
     in a fresh subprocess."""
-    from celib.bench import run_memory_script
-
     job = {"shape": list(shape), "path": path, "which": which, "threads": threads}
     rise = run_memory_script(_RSS_SCRIPT, job)
     return None if rise is None else float(rise)
 
 
+@dataclass
+class LinearRow:
+    """One shape of the linear section: times, their spread and noise, and peak memory."""
+
+    shape: tuple[int, int, int]
+    logits_bytes: int  # the N x V float32 logits celib never forms
+    ms: dict[str, float]  # each method's fastest round
+    spread: float  # the largest spread of the compared methods
+    noise: str | None  # why the row's ratios cannot be trusted (None: they can)
+    celib_peak: dict[str, int] = field(default_factory=dict)  # traced bytes, by call
+    torch_rss: dict[str, float | None] = field(default_factory=dict)  # peak RSS rise, by path
+
+
 def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
-        memory: bool = True) -> list[dict]:
-    """One dict per shape: times (ms, the fastest round), the rounds' spread, why the row is
-    too noisy to compare (or None), celib's traced peaks and torch's RSS peaks (bytes)."""
-    import os
-
-    from .bench import noise, threads_limited, time_methods
-    from .testing import traced_peak
-
+        memory: bool = True) -> list[LinearRow]:
+    """One :class:`LinearRow` per shape."""
     rows = []
     with threads_limited(threads) as threads:
         for shape in shapes:
@@ -133,16 +143,15 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
             # torch's chunked path is many times slower on the CPU: one timed round after the
             # warm-up, so that the benchmark ends in minutes; its time is shown, never compared
             chunked, _ = time_methods({"chunked fwd": k_fwd, "chunked fwd+bwd": k_fb}, 1)
-            row = {"shape": list(shape), "logits_bytes": shape[0] * shape[2] * 4,
-                   "ms": {k: t.best for k, t in {**timings, **chunked}.items()},
-                   "spread": max(t.spread for t in timings.values()),
-                   "noise": noise(timings, busy, os.cpu_count() or 1)}
+            row = LinearRow(tuple(shape), shape[0] * shape[2] * 4,
+                            {k: t.best for k, t in {**timings, **chunked}.items()},
+                            max(t.spread for t in timings.values()),
+                            noise(timings, busy, os.cpu_count() or 1))
             if memory:
-                row["celib_peak"] = {"fwd": traced_peak(c_fwd)[0],
-                                     "fwd+grad": traced_peak(c_fg)[0],
-                                     "fused": traced_peak(c_fused)[0]}
-                row["torch_rss"] = {f"{path} {name}": torch_peak_rss(shape, path, i, threads)
-                                    for path in PATHS for i, name in enumerate(("fwd", "fwd+bwd"))}
+                row.celib_peak = {"fwd": traced_peak(c_fwd)[0], "fwd+grad": traced_peak(c_fg)[0],
+                                  "fused": traced_peak(c_fused)[0]}
+                row.torch_rss = {f"{path} {name}": torch_peak_rss(shape, path, i, threads)
+                                 for path in PATHS for i, name in enumerate(("fwd", "fwd+bwd"))}
             rows.append(row)
             del x, w, y
     return rows
@@ -152,7 +161,7 @@ def _mb(value) -> str:
     return "-" if value is None else f"{value / 2**20:.1f}"
 
 
-def format_rows(rows: list[dict]) -> str:
+def format_rows(rows: list[LinearRow]) -> str:
     """Two tables: times with the celib/torch ratios, and peak memory in MiB."""
     head = (f"{'N x D x V':<20}{'celib fwd':>10}{'torch fwd':>10}{'chunked':>9}{'ratio':>7}"
             f"{'celib f+g':>11}{'fused':>7}{'torch f+b':>10}{'chunked':>9}{'ratio':>7}"
@@ -162,11 +171,11 @@ def format_rows(rows: list[dict]) -> str:
              head, "-" * len(head)]
     noisy = []
     for r in rows:
-        ms = r["ms"]
-        n, d, v = r["shape"]
+        ms = r.ms
+        n, d, v = r.shape
 
-        def ratio(a: str, b: str, r=r, ms=ms) -> str:
-            return "noisy" if r["noise"] else f"{ms[a] / ms[b]:.2f}"
+        def ratio(a: str, b: str, r: LinearRow = r) -> str:
+            return "noisy" if r.noise else f"{r.ms[a] / r.ms[b]:.2f}"
 
         lines.append(
             f"{f'{n} x {d} x {v}':<20}{ms['celib fwd']:>10.0f}{ms['torch fwd']:>10.0f}"
@@ -174,21 +183,21 @@ def format_rows(rows: list[dict]) -> str:
             f"{ms['celib fwd+grad']:>11.0f}{ms['celib fused']:>7.0f}{ms['torch fwd+bwd']:>10.0f}"
             f"{ms['chunked fwd+bwd']:>9.0f}{ratio('celib fwd+grad', 'torch fwd+bwd'):>7}"
             f"{ratio('celib fused', 'torch fwd+bwd'):>7}")
-        if r["noise"]:
-            noisy.append(f"  {n} x {d} x {v}: {r['noise']}")
+        if r.noise:
+            noisy.append(f"  {n} x {d} x {v}: {r.noise}")
     if noisy:
         lines += ["too noisy to compare (run again on a quiet machine):"] + noisy
-    if rows and "celib_peak" in rows[0]:
+    if rows and rows[0].celib_peak:
         head = (f"{'N x D x V':<20}{'logits':>8}{'celib fwd':>10}{'/logits':>8}{'celib f+g':>10}"
                 f"{'fused':>8}{'torch fwd':>10}{'torch f+b':>10}{'chunk fwd':>10}{'chunk f+b':>10}")
         lines += ["", "peak extra memory in MiB (celib: tracemalloc; torch: peak RSS rise)",
                   head, "-" * len(head)]
         for r in rows:
-            n, d, v = r["shape"]
-            p, t = r["celib_peak"], r["torch_rss"]
+            n, d, v = r.shape
+            p, t = r.celib_peak, r.torch_rss
             lines.append(
-                f"{f'{n} x {d} x {v}':<20}{_mb(r['logits_bytes']):>8}{_mb(p['fwd']):>10}"
-                f"{p['fwd'] / r['logits_bytes']:>8.3f}{_mb(p['fwd+grad']):>10}{_mb(p['fused']):>8}"
+                f"{f'{n} x {d} x {v}':<20}{_mb(r.logits_bytes):>8}{_mb(p['fwd']):>10}"
+                f"{p['fwd'] / r.logits_bytes:>8.3f}{_mb(p['fwd+grad']):>10}{_mb(p['fused']):>8}"
                 f"{_mb(t['default fwd']):>10}{_mb(t['default fwd+bwd']):>10}"
                 f"{_mb(t['chunked fwd']):>10}{_mb(t['chunked fwd+bwd']):>10}")
     return "\n".join(lines)
@@ -216,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_rows(rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump([asdict(row) for row in rows], f, indent=1)
     return 0
 
 

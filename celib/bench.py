@@ -39,7 +39,6 @@ imported when the benchmark runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import math
@@ -52,38 +51,25 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _kernels, _machine
+from . import _machine
+from ._bench_linear import section as linear_section
+from ._measure import (
+    BUSY_LIMIT,
+    SPREAD_LIMIT,
+    Timing,
+    _load,
+    _load_average,
+    noise,
+    run_memory_script,
+    threads_limited,
+    time_methods,
+)
 from .testing import traced_peak
 
 FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy", "cross_entropy_grad")
 DTYPES = ("float32", "float64")
 SHAPES = ((4096, 10), (8192, 1000), (512, 50257), (64, 128000))
 QUICK_SHAPES = ((4096, 10), (2048, 1000), (128, 50257), (16, 128000))
-MIN_ROUND_S = 0.005   # a round of a tiny call repeats it until it has taken this long,
-ROW_S = 1.0           # and until all the rounds of a row take this long together
-SPREAD_LIMIT = 0.20   # a median round more than 20 % slower than the best: too noisy
-BUSY_LIMIT = 0.10     # other processes took more than 10 % of the CPU time: too noisy
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The per-call times (ms) of one method, one per round."""
-
-    samples: tuple[float, ...]
-
-    @property
-    def best(self) -> float:
-        """The fastest round: noise only ever adds time, so this is the estimate."""
-        return min(self.samples)
-
-    @property
-    def median(self) -> float:
-        return float(np.median(self.samples))
-
-    @property
-    def spread(self) -> float:
-        """How much slower the median round was than the best, relatively (0: no noise)."""
-        return self.median / self.best - 1
 
 
 @dataclass
@@ -124,16 +110,9 @@ class Report:
         return (f"{self.machine.summary()}\n"
                 f"load average (1, 5, 15 min): {_load(self.load_before)} before, "
                 f"{_load(self.load_after)} after; a row is 'too noisy' when other processes "
-                f"take over {100 * BUSY_LIMIT:.0f}% of the CPU time or a method's median round "
-                f"is over {100 * SPREAD_LIMIT:.0f}% slower than its best")
-
-
-def _load(values: tuple[float, ...]) -> str:
-    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
-
-
-def _load_average() -> tuple[float, ...]:
-    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
+                f"take over {100 * BUSY_LIMIT:.0f}% of the CPU time, a method's median round "
+                f"is over {100 * SPREAD_LIMIT:.0f}% slower than its best, or there are fewer "
+                "than 3 rounds")
 
 
 def make_input(shape: tuple[int, int], dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -204,115 +183,12 @@ def _torch_call(function: str, x, y):
     return grad
 
 
-class _OtherProcessesMeter:
-    """The CPU time that other processes (and the hypervisor: steal) took while this block
-    ran, in cores (``.cores``): /proc/stat's busy time of the whole machine less this
-    process's own CPU time. None where /proc/stat does not exist."""
-
-    cores: float | None = None
-
-    def __enter__(self) -> _OtherProcessesMeter:
-        self.wall, self.busy, self.own = time.perf_counter(), _machine_busy_s(), _own_cpu_s()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy = _machine_busy_s()
-        if busy is not None and self.busy is not None:
-            others = (busy - self.busy) - (_own_cpu_s() - self.own)
-            self.cores = max(0.0, others / (time.perf_counter() - self.wall))
-
-
-def _machine_busy_s() -> float | None:
-    """Seconds of CPU time the whole machine spent busy since boot (Linux), else None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-    except OSError:  # pragma: no cover - not Linux
-        return None
-    idle = fields[3] + fields[4]  # idle and iowait
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_s() -> float:
-    import resource  # (Unix; its clock counts microseconds, os.times()'s only ticks)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | None]:
-    """Time each zero-argument callable over ``repeats`` rounds that rotate the order.
-
-    Each method is first called once to warm up, which also sets how many calls make one of
-    its rounds: enough for ``MIN_ROUND_S``, and for all the rounds of all the methods to take
-    ``ROW_S`` together, so that neither the clock's resolution nor one cache miss dominates a
-    tiny call, and /proc/stat's 10 ms ticks are small against the time measured. Returns each
-    method's :class:`Timing` and the CPU (in cores) that other processes used meanwhile (None
-    where it cannot be measured).
-    """
-    names = list(calls)
-    round_s = max(MIN_ROUND_S, ROW_S / (repeats * len(names)))
-    number = {}
-    for name in names:
-        start = time.perf_counter()
-        calls[name]()
-        number[name] = max(1, min(10_000, math.ceil(round_s / (time.perf_counter() - start))))
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.collect()
-    with _OtherProcessesMeter() as meter:
-        for round_ in range(repeats):
-            for name in names[round_ % len(names):] + names[: round_ % len(names)]:
-                call, n = calls[name], number[name]
-                start = time.perf_counter()
-                for _ in range(n):
-                    call()
-                samples[name].append(1e3 * (time.perf_counter() - start) / n)
-    return {name: Timing(tuple(v)) for name, v in samples.items()}, meter.cores
-
-
-def noise(timings: dict[str, Timing], busy_elsewhere: float | None, cpus: int) -> str | None:
-    """Why a row's ratios cannot be trusted (None: they can): a method whose median round
-    was over ``SPREAD_LIMIT`` slower than its best, or other processes that took over
-    ``BUSY_LIMIT`` of the machine's CPU time while it was timed."""
-    if busy_elsewhere is not None and busy_elsewhere > BUSY_LIMIT * cpus:
-        return f"other processes used {busy_elsewhere:.2f} of {cpus} CPUs"
-    worst = max(timings, key=lambda name: timings[name].spread)
-    if timings[worst].spread > SPREAD_LIMIT:
-        return f"{worst}'s rounds spread {100 * timings[worst].spread:.0f}%"
-    return None
-
-
-def _status_bytes(key: str) -> int:
-    """A memory line of /proc/self/status (``VmRSS:``, ``VmHWM:``), in bytes (Linux only)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)  # pragma: no cover
-
-
-def peak_rss_rise(call) -> int:
-    """How far one ``call()`` raises this process's peak RSS above its current RSS, in bytes.
-
-    Used inside the fresh subprocesses that measure torch (Linux: resets the peak through
-    /proc/self/clear_refs first, so earlier work does not count).
-    """
-    import gc
-
-    gc.collect()
-    rss = _status_bytes("VmRSS:")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset the peak (VmHWM) to the current RSS
-    result = call()
-    peak = _status_bytes("VmHWM:")
-    del result
-    return max(0, peak - rss)
-
-
 _TORCH_MEMORY_SCRIPT = r"""
 import gc, json, sys
 import numpy as np
 import torch
-from celib.bench import _torch_call, make_input, peak_rss_rise
+from celib._measure import peak_rss_rise
+from celib.bench import _torch_call, make_input
 
 jobs = json.load(sys.stdin)
 torch.set_num_threads(jobs["threads"])
@@ -330,50 +206,10 @@ print(json.dumps(out))
 """
 
 
-def run_memory_script(script: str, job: dict):
-    """Run a measuring ``script`` in a fresh Python with ``job`` as JSON on its standard input
-    and return the JSON of its last output line; None where peak RSS cannot be measured
-    (not Linux) or the script failed (its error is printed, not raised)."""
-    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
-        return None  # pragma: no cover
-    # Small allocations from the heap, large ones mapped and unmapped at once: RSS then follows
-    # what torch holds, not what the allocator keeps cached.
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
-                          capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:  # pragma: no cover - reported, not fatal
-        print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def torch_peak_rss(configs: list[tuple[str, str, int, int]], threads: int) -> list[float] | None:
     """Rise of peak RSS (bytes) of each torch call, measured in one fresh subprocess."""
     return run_memory_script(_TORCH_MEMORY_SCRIPT,
                              {"threads": threads, "configs": [list(c) for c in configs]})
-
-
-@contextlib.contextmanager
-def threads_limited(threads: int | None):
-    """Give celib, torch and the BLAS libraries (through threadpoolctl, when installed) the
-    same ``threads`` (None: celib's default) for the duration of the block."""
-    import torch
-
-    threads = _kernels.get_num_threads() if threads is None else int(threads)
-    previous = _kernels.set_num_threads(threads)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        blas = threadpool_limits(limits=threads)
-    except ImportError:  # pragma: no cover
-        blas = contextlib.nullcontext()
-    try:
-        with blas:
-            yield threads
-    finally:
-        _kernels.set_num_threads(previous)
-        torch.set_num_threads(torch_threads)
 
 
 def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
@@ -527,9 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncross_entropy float32, celib/torch: " + ", ".join(
             f"{r.shape[0]}x{r.shape[1]} {'too noisy' if r.noise else format(r.ratio, '.2f')}"
             for r in ce))
-    if not args.no_linear:
-        from ._bench_linear import section  # linear_cross_entropy vs torch (chapter 9)
-        print("\n" + section(args.quick, args.threads, not args.no_memory, args.repeats),
+    if not args.no_linear:  # linear_cross_entropy against torch (chapter 9)
+        print("\n" + linear_section(args.quick, args.threads, not args.no_memory, args.repeats),
               flush=True)
     print(f"\n{time.perf_counter() - start:.0f} s; "
           f"load average {_load(_load_average())} at the end")

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from celib import bench
+from celib import _measure, bench
 
 
 def test_make_input_is_deterministic():
@@ -22,8 +22,8 @@ def test_make_input_is_deterministic():
 
 
 def test_time_methods(monkeypatch):
-    monkeypatch.setattr(bench, "ROW_S", 0.01)
-    timings, busy = bench.time_methods({"a": lambda: np.ones(10), "b": lambda: np.zeros(10)},
+    monkeypatch.setattr(_measure, "ROW_S", 0.01)
+    timings, busy = _measure.time_methods({"a": lambda: np.ones(10), "b": lambda: np.zeros(10)},
                                        repeats=3)
     assert set(timings) == {"a", "b"}
     assert all(len(t.samples) == 3 and t.best > 0 and t.spread >= 0 for t in timings.values())
@@ -31,17 +31,19 @@ def test_time_methods(monkeypatch):
 
 
 def test_timing_keeps_the_best_round_and_measures_the_spread():
-    t = bench.Timing((2.0, 3.0, 2.5, 10.0))
+    t = _measure.Timing((2.0, 3.0, 2.5, 10.0))
     assert t.best == 2.0 and t.median == 2.75 and t.spread == pytest.approx(0.375)
 
 
 def test_a_noisy_row_is_refused_with_its_reason():
-    quiet = {"celib": bench.Timing((1.0, 1.05, 1.1)), "torch": bench.Timing((2.0, 2.0, 2.1))}
-    assert bench.noise(quiet, busy_elsewhere=0.05, cpus=2) is None
-    assert bench.noise(quiet, busy_elsewhere=None, cpus=2) is None  # not measurable: spread only
-    assert "other processes used 0.50 of 2 CPUs" in bench.noise(quiet, 0.5, 2)
-    spread = {"celib": bench.Timing((1.0, 1.5, 1.6)), "torch": bench.Timing((2.0, 2.0, 2.1))}
-    assert "celib's rounds spread 50%" in bench.noise(spread, 0.0, 2)
+    quiet = {"celib": _measure.Timing((1.0, 1.05, 1.1)), "torch": _measure.Timing((2.0, 2.0, 2.1))}
+    assert _measure.noise(quiet, busy_elsewhere=0.05, cpus=2) is None
+    assert _measure.noise(quiet, busy_elsewhere=None, cpus=2) is None  # not measurable: spread only
+    assert "other processes used 0.50 of 2 CPUs" in _measure.noise(quiet, 0.5, 2)
+    spread = {"celib": _measure.Timing((1.0, 1.5, 1.6)), "torch": _measure.Timing((2.0, 2.0, 2.1))}
+    assert "celib's rounds spread 50%" in _measure.noise(spread, 0.0, 2)
+    one_round = {"celib": _measure.Timing((1.0,)), "torch": _measure.Timing((2.0,))}
+    assert "fewer than 3 rounds" in _measure.noise(one_round, 0.0, 2)  # no spread to judge by
     row = bench.Result("cross_entropy", "float32", (8, 4), spread, noise="celib's rounds spread")
     assert np.isnan(row.ratio)
     text = bench.format_results([row])
@@ -49,7 +51,7 @@ def test_a_noisy_row_is_refused_with_its_reason():
 
 
 def test_run_and_format_on_tiny_shapes(monkeypatch):
-    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    monkeypatch.setattr(_measure, "ROW_S", 0.01)
     report = bench.run(shapes=((16, 5),), dtypes=("float32",), repeats=1, threads=1)
     results = report.results
     assert [r.function for r in results] == list(bench.FUNCTIONS)
@@ -66,7 +68,7 @@ def test_run_and_format_on_tiny_shapes(monkeypatch):
 def test_the_threads_asked_for_are_the_threads_used_and_printed(monkeypatch):
     import torch
 
-    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    monkeypatch.setattr(_measure, "ROW_S", 0.01)
     before = torch.get_num_threads()
     report = bench.run(shapes=((8, 4),), dtypes=("float32",), functions=("logsumexp",),
                        repeats=1, threads=1, memory=False)
@@ -80,7 +82,7 @@ def test_the_threads_asked_for_are_the_threads_used_and_printed(monkeypatch):
 
 def test_main_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "QUICK_SHAPES", ((8, 4),))
-    monkeypatch.setattr(bench, "ROW_S", 0.01)
+    monkeypatch.setattr(_measure, "ROW_S", 0.01)
     path = tmp_path / "bench.json"
     assert bench.main(["--quick", "--repeats", "1", "--no-memory", "--no-linear",
                        "--json", str(path)]) == 0

@@ -374,7 +374,7 @@ def test_bench_section_runs_on_a_tiny_shape():
     rows = _bench_linear.run(shapes=((16, 8, 40),), repeats=1, threads=1, memory=False)
     text = _bench_linear.format_rows(rows)
     assert "16 x 8 x 40" in text and "ratio" in text
-    assert set(rows[0]["ms"]) == {"celib fwd", "torch fwd", "chunked fwd", "celib fwd+grad",
+    assert set(rows[0].ms) == {"celib fwd", "torch fwd", "chunked fwd", "celib fwd+grad",
                                   "celib fused", "torch fwd+bwd", "chunked fwd+bwd"}
 
 

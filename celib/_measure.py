@@ -1,0 +1,212 @@
+"""How celib's benchmarks measure: timings that refuse noise, peak memory, and threads.
+
+Shared by :mod:`celib.bench` (the loss family) and :mod:`celib._bench_linear` (the linear
+cross-entropy), so that both measure the same way:
+
+* :func:`time_methods` interleaves the contenders in rounds that rotate their order, repeats a
+  quick call within a round, and returns each method's :class:`Timing` (its fastest round and
+  its spread) and the CPU that other processes took meanwhile (from /proc/stat);
+* :func:`noise` says why a row cannot be trusted (over ``BUSY_LIMIT`` of the machine busy
+  elsewhere, or a spread over ``SPREAD_LIMIT``), or None;
+* :func:`threads_limited` gives celib, torch and the BLAS libraries the same threads;
+* :func:`peak_rss_rise` and :func:`run_memory_script` measure torch's peak memory in a fresh
+  process (its allocator is invisible to tracemalloc).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+
+MIN_ROUND_S = 0.005   # a round of a tiny call repeats it until it has taken this long,
+ROW_S = 1.0           # and until all the rounds of a row take this long together
+SPREAD_LIMIT = 0.20   # a median round more than 20 % slower than the best: too noisy
+BUSY_LIMIT = 0.10     # other processes took more than 10 % of the CPU time: too noisy
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The per-call times (ms) of one method, one per round."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        """The fastest round: noise only ever adds time, so this is the estimate."""
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+    @property
+    def spread(self) -> float:
+        """How much slower the median round was than the best, relatively (0: no noise)."""
+        return self.median / self.best - 1
+
+
+def _load(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
+
+
+def _load_average() -> tuple[float, ...]:
+    return tuple(os.getloadavg()) if hasattr(os, "getloadavg") else ()
+
+
+class _OtherProcessesMeter:
+    """The CPU time that other processes (and the hypervisor: steal) took while this block
+    ran, in cores (``.cores``): /proc/stat's busy time of the whole machine less this
+    process's own CPU time. None where /proc/stat does not exist."""
+
+    cores: float | None = None
+
+    def __enter__(self) -> _OtherProcessesMeter:
+        self.wall, self.busy, self.own = time.perf_counter(), _machine_busy_s(), _own_cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = _machine_busy_s()
+        if busy is not None and self.busy is not None:
+            others = (busy - self.busy) - (_own_cpu_s() - self.own)
+            self.cores = max(0.0, others / (time.perf_counter() - self.wall))
+
+
+def _machine_busy_s() -> float | None:
+    """Seconds of CPU time the whole machine spent busy since boot (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource  # (Unix; its clock counts microseconds, os.times()'s only ticks)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | None]:
+    """Time each zero-argument callable over ``repeats`` rounds that rotate the order.
+
+    Each method is first called once to warm up, which also sets how many calls make one of
+    its rounds: enough for ``MIN_ROUND_S``, and for all the rounds of all the methods to take
+    ``ROW_S`` together, so that neither the clock's resolution nor one cache miss dominates a
+    tiny call, and /proc/stat's 10 ms ticks are small against the time measured. Returns each
+    method's :class:`Timing` and the CPU (in cores) that other processes used meanwhile (None
+    where it cannot be measured).
+    """
+    names = list(calls)
+    round_s = max(MIN_ROUND_S, ROW_S / (repeats * len(names)))
+    number = {}
+    for name in names:
+        start = time.perf_counter()
+        calls[name]()
+        number[name] = max(1, min(10_000, math.ceil(round_s / (time.perf_counter() - start))))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()
+    with _OtherProcessesMeter() as meter:
+        for round_ in range(repeats):
+            for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+                call, n = calls[name], number[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    call()
+                samples[name].append(1e3 * (time.perf_counter() - start) / n)
+    return {name: Timing(tuple(v)) for name, v in samples.items()}, meter.cores
+
+
+def noise(timings: dict[str, Timing], busy_elsewhere: float | None, cpus: int) -> str | None:
+    """Why a row's ratios cannot be trusted (None: they can): fewer than 3 rounds (no spread to
+    judge by), other processes that took over ``BUSY_LIMIT`` of the machine's CPU time while it
+    was timed, or a method whose median round was over ``SPREAD_LIMIT`` slower than its best."""
+    if min(len(t.samples) for t in timings.values()) < 3:
+        return "fewer than 3 rounds: no spread to judge the noise by"
+    if busy_elsewhere is not None and busy_elsewhere > BUSY_LIMIT * cpus:
+        return f"other processes used {busy_elsewhere:.2f} of {cpus} CPUs"
+    worst = max(timings, key=lambda name: timings[name].spread)
+    if timings[worst].spread > SPREAD_LIMIT:
+        return f"{worst}'s rounds spread {100 * timings[worst].spread:.0f}%"
+    return None
+
+
+def _status_bytes(key: str) -> int:
+    """A memory line of /proc/self/status (``VmRSS:``, ``VmHWM:``), in bytes (Linux only)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)  # pragma: no cover
+
+
+def peak_rss_rise(call: Callable[[], object]) -> int:
+    """How far one ``call()`` raises this process's peak RSS above its current RSS, in bytes.
+
+    Used inside the fresh subprocesses that measure torch (Linux: resets the peak through
+    /proc/self/clear_refs first, so earlier work does not count).
+    """
+    import gc
+
+    gc.collect()
+    rss = _status_bytes("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    result = call()
+    peak = _status_bytes("VmHWM:")
+    del result
+    return max(0, peak - rss)
+
+
+def run_memory_script(script: str, job: dict) -> Any:
+    """Run a measuring ``script`` in a fresh Python with ``job`` as JSON on its standard input
+    and return the JSON of its last output line; None where peak RSS cannot be measured
+    (not Linux) or the script failed (its error is printed, not raised)."""
+    if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
+        return None  # pragma: no cover
+    # Small allocations from the heap, large ones mapped and unmapped at once: RSS then follows
+    # what torch holds, not what the allocator keeps cached.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
+                          capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:  # pragma: no cover - reported, not fatal
+        print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def threads_limited(threads: int | None) -> Iterator[int]:
+    """Give celib, torch and the BLAS libraries (through threadpoolctl, when installed) the
+    same ``threads`` (None: celib's default) for the duration of the block."""
+    import torch
+
+    threads = _kernels.get_num_threads() if threads is None else int(threads)
+    previous = _kernels.set_num_threads(threads)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=threads)
+    except ImportError:  # pragma: no cover
+        blas = contextlib.nullcontext()
+    try:
+        with blas:
+            yield threads
+    finally:
+        _kernels.set_num_threads(previous)
+        torch.set_num_threads(torch_threads)
