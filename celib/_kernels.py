@@ -65,14 +65,11 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from ._core import smoothing_coefficients
-
-if TYPE_CHECKING:
-    from ._core import IndexTargets
+from ._core import IndexTargets, smoothing_coefficients
 
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
