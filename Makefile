@@ -63,13 +63,13 @@ test: lint test-unit test-notebooks test-portable test-site  ## every test, as C
 
 # ruff (E, F, W, B, UP, C90 at 100 columns) over the code and the notebooks' cells, mypy over
 # celib, which ships py.typed; both configured in pyproject.toml.
-lint: $(STAMP)  ## ruff over the code and the notebooks, mypy over celib
+lint: $(STAMP)  ## ruff over the code and the notebooks, mypy over celib and the benchmarks
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 test-unit: $(STAMP)  ## celib's tests and doctests, with coverage
-	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib tests \
-	    --cov=celib --cov-report=term
+	$(PY) -m pytest $(XDIST) -m "not browser" --doctest-modules celib benchmarks tests \
+	    --cov=celib --cov=benchmarks --cov-report=term
 
 test-notebooks: $(STAMP)  ## nbval strict: every notebook's fresh outputs equal the committed ones
 	$(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
@@ -78,9 +78,9 @@ test-notebooks: $(STAMP)  ## nbval strict: every notebook's fresh outputs equal 
 # The portability pass: nbval once more, on a different machine in all but name. Every library's
 # SIMD dispatch is forced down (ISA=baseline: none of AVX, AVX2 or AVX-512; ISA=avx2: AVX2 at
 # most) and THREADS threads replace all the cores, so that a printed number that depends on the
-# reader's CPU fails here and not on the reader's machine. `python -m celib._machine --expect`
+# reader's CPU fails here and not on the reader's machine. `python -m benchmarks.machine --expect`
 # first checks that the forcing took (the variables and what each one switches are listed in
-# celib/_machine.py). NB= narrows the pass to some notebooks.
+# benchmarks/machine.py). NB= narrows the pass to some notebooks.
 ISA     ?= baseline
 THREADS ?= 1
 NB      ?= book
@@ -94,7 +94,7 @@ PORTABLE_ENV = $(DISPATCH_$(ISA)) OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(T
 
 test-portable: $(STAMP)  ## nbval again, SIMD forced down, 1 thread (ISA=avx2 THREADS=N NB=...)
 	$(if $(DISPATCH_$(ISA)),,$(error ISA must be baseline or avx2, not '$(ISA)'))
-	env $(PORTABLE_ENV) $(PY) -m celib._machine --expect $(ISA) --threads $(THREADS)
+	env $(PORTABLE_ENV) $(PY) -m benchmarks.machine --expect $(ISA) --threads $(THREADS)
 	env $(PORTABLE_ENV) $(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
 	    -p no:cacheprovider $(NB)
 
@@ -117,11 +117,11 @@ serve:  ## serve _build/html on http://127.0.0.1:8000 (PORT=8080 for another por
 	@echo "Serving _build/html on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
 	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-bench: $(STAMP)  ## time celib against torch (python -m celib.bench)
-	$(PY) -m celib.bench
+bench: $(STAMP)  ## time celib against torch (python -m benchmarks.speed)
+	$(PY) -m benchmarks.speed
 
-accuracy: $(STAMP)  ## each method's error in ulps (python -m celib.accuracy)
-	$(PY) -m celib.accuracy
+accuracy: $(STAMP)  ## each method's error in ulps (python -m benchmarks.accuracy)
+	$(PY) -m benchmarks.accuracy
 
 clean:  ## remove the build and the test caches
 	rm -rf _build .pytest_cache .hypothesis .coverage

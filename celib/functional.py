@@ -22,11 +22,12 @@ input is computed in float64 and rounded once, float64 input carries the roundin
 ``x - m`` into ``exp``, and the cross-entropy gathers the target logits instead of forming the
 ``(N, C)`` log-softmax (its per-sample losses, and their sum, are float64 until the end, so a
 float32 ``'mean'`` does not overflow when the exact mean is finite). On the stress inputs of
-``python -m celib.accuracy`` the results are within 1 ulp of exact in float32 and 4 ulp in
+``python -m benchmarks.accuracy`` the results are within 1 ulp of exact in float32 and 4 ulp in
 float64. (One limit no method escapes: a float64 logsumexp whose exact value is close to 0,
 such as ``logsumexp([-ln 2, -ln 2])``, is the difference of two nearly equal numbers and has
 only a small *absolute* error.) Speed and memory against torch are measured by
-``python -m celib.bench``; the appendix on performance shows both.
+``python -m benchmarks.speed`` (in the book's repository); the appendix on performance shows
+both.
 """
 
 from __future__ import annotations

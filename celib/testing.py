@@ -11,8 +11,8 @@ accuracy and memory claims, each defined once, with one meaning.
   ``tracemalloc`` sees it, and the call's result.
 
 Chapter 5 (Numerical stability) explains the ulp and the exact references, chapter 9
-(Cross-entropy at LLM scale) the memory peak; ``python -m celib.accuracy`` and the performance
-appendix use all of them.
+(Cross-entropy at LLM scale) the memory peak; the accuracy benchmark (``python -m
+benchmarks.accuracy``) and the performance appendix use all of them.
 
 Only numpy is imported with this module. The exact references, and :func:`ulp` and
 :func:`ulp_error` when they are given mpmath numbers, need `mpmath <https://mpmath.org>`_, which

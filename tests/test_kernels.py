@@ -4,7 +4,7 @@ The public functions are tested against torch elsewhere; here the paths that onl
 unusual inputs take are forced on small ones (column chunks, tiny blocks, several threads, the
 float32 e^x·e^-m path and its fallback), and their results are compared with each other,
 with float64 references, and with torch where semantics are at stake. No timings: speed is
-measured by ``python -m celib.bench``.
+measured by ``python -m benchmarks.speed``.
 """
 
 from __future__ import annotations

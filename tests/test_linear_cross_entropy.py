@@ -367,17 +367,6 @@ def test_cross_entropy_errors():
     _both_raise(ValueError, "must be floating point", x, w, q.astype(np.int64))
 
 
-def test_bench_section_runs_on_a_tiny_shape():
-    """The benchmark section (speed and memory are measured there, never asserted here)."""
-    from celib import _bench_linear
-
-    rows = _bench_linear.run(shapes=((16, 8, 40),), repeats=1, threads=1, memory=False)
-    text = _bench_linear.format_rows(rows)
-    assert "16 x 8 x 40" in text and "ratio" in text
-    assert set(rows[0].ms) == {"celib fwd", "torch fwd", "chunked fwd", "celib fwd+grad",
-                                  "celib fused", "torch fwd+bwd", "chunked fwd+bwd"}
-
-
 # ------------------------------------------------------------------------------------------
 # The gradient's two schedules
 # ------------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""celib._machine: what the process computes with, and the portability pass's check that every
+"""benchmarks.machine: what the process computes with, and the portability pass's check that every
 library's dispatch was really forced down (``make test-portable``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from celib import _machine
+from benchmarks import machine as _machine
 
 
 def _machine_like(**changes) -> _machine.Machine:

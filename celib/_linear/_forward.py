@@ -196,8 +196,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     logits ('mean' over a zero total weight is ``nan``). float32 tiles are computed in float32
     (as torch does) and the per-row statistics in float64.
 
-    Explained in chapter 9 (Cross-entropy at LLM scale). ``python -m celib.bench`` measures
-    its time and memory against torch.
+    Explained in chapter 9 (Cross-entropy at LLM scale). ``python -m benchmarks.speed`` (in the
+    book's repository) measures its time and memory against torch.
 
     References
     ----------

@@ -27,9 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.browser
 
-# celib modules that are command-line programs (`python -m celib.bench`, `python -m
-# celib.accuracy`), not library API: they need no API page.
-NOT_API = {"bench", "accuracy"}
 
 # Where the crawl spends its time, for the terminal summary (see conftest.py).
 CRAWL_SECONDS: dict[str, float] = {}
@@ -272,8 +269,10 @@ def test_solution_is_hidden_until_clicked(page, base_url, crawl, chapters):
 
 
 def _public_modules() -> list[str]:
-    return sorted(p.stem for p in (ROOT / "celib").glob("*.py")
-                  if not p.stem.startswith("_") and p.stem not in NOT_API)
+    """celib's public modules and packages, each of which has an API page."""
+    paths = [*(ROOT / "celib").glob("*.py"), *(ROOT / "celib").glob("*/__init__.py")]
+    names = {p.stem if p.name != "__init__.py" else p.parent.name for p in paths}
+    return sorted(name for name in names if not name.startswith("_"))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """How celib's benchmarks measure: timings that refuse noise, peak memory, and threads.
 
-Shared by :mod:`celib.bench` (the loss family) and :mod:`celib._bench_linear` (the linear
+Shared by :mod:`benchmarks.speed` (the loss family) and :mod:`benchmarks.speed_linear` (the
+linear
 cross-entropy), so that both measure the same way:
 
 * :func:`time_methods` interleaves the contenders in rounds that rotate their order, repeats a
@@ -9,14 +10,16 @@ cross-entropy), so that both measure the same way:
 * :func:`noise` says why a row cannot be trusted (over ``BUSY_LIMIT`` of the machine busy
   elsewhere, or a spread over ``SPREAD_LIMIT``), or None;
 * :func:`threads_limited` gives celib, torch and the BLAS libraries the same threads;
-* :func:`peak_rss_rise` and :func:`run_memory_script` measure torch's peak memory in a fresh
-  process (its allocator is invisible to tracemalloc).
+* :func:`peak_rss_rise` and :func:`run_in_fresh_python` measure torch's peak memory in a fresh
+  process (its allocator is invisible to tracemalloc): ``python -m benchmarks.measure
+  MODULE:FUNCTION`` calls a worker function with the job read as JSON from standard input.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import math
 import os
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+import celib
 
 MIN_ROUND_S = 0.005   # a round of a tiny call repeats it until it has taken this long,
 ROW_S = 1.0           # and until all the rounds of a row take this long together
@@ -172,21 +175,31 @@ def peak_rss_rise(call: Callable[[], object]) -> int:
     return max(0, peak - rss)
 
 
-def run_memory_script(script: str, job: dict) -> Any:
-    """Run a measuring ``script`` in a fresh Python with ``job`` as JSON on its standard input
-    and return the JSON of its last output line; None where peak RSS cannot be measured
-    (not Linux) or the script failed (its error is printed, not raised)."""
+def run_in_fresh_python(worker: Callable[[dict], Any], job: dict) -> Any:
+    """Call ``worker(job)`` in a fresh Python process and return what it returns (as JSON);
+    None where peak RSS cannot be measured (not Linux) or the worker failed (its error is
+    printed, not raised). ``worker`` is a module-level function of an importable module."""
     if not sys.platform.startswith("linux") or not os.path.exists("/proc/self/clear_refs"):
         return None  # pragma: no cover
     # Small allocations from the heap, large ones mapped and unmapped at once: RSS then follows
     # what torch holds, not what the allocator keeps cached.
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(job),
-                          capture_output=True, text=True, env=env, check=False)
+    name = f"{worker.__module__}:{worker.__qualname__}"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.measure", name],
+                          input=json.dumps(job), capture_output=True, text=True, env=env,
+                          check=False)
     if proc.returncode != 0:  # pragma: no cover - reported, not fatal
         print("torch memory measurement failed:\n" + proc.stderr[-2000:], file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run_worker(name: str) -> None:
+    """The fresh process's side of :func:`run_in_fresh_python`: import ``module:function``,
+    call it with the job on standard input, and print its result as JSON."""
+    module, function = name.split(":")
+    worker = getattr(importlib.import_module(module), function)
+    print(json.dumps(worker(json.load(sys.stdin))))
 
 
 @contextlib.contextmanager
@@ -195,8 +208,8 @@ def threads_limited(threads: int | None) -> Iterator[int]:
     same ``threads`` (None: celib's default) for the duration of the block."""
     import torch
 
-    threads = _kernels.get_num_threads() if threads is None else int(threads)
-    previous = _kernels.set_num_threads(threads)
+    threads = celib.get_num_threads() if threads is None else int(threads)
+    previous = celib.set_num_threads(threads)
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -208,5 +221,9 @@ def threads_limited(threads: int | None) -> Iterator[int]:
         with blas:
             yield threads
     finally:
-        _kernels.set_num_threads(previous)
+        celib.set_num_threads(previous)
         torch.set_num_threads(torch_threads)
+
+
+if __name__ == "__main__":  # pragma: no cover - run by run_in_fresh_python
+    _run_worker(sys.argv[1])

@@ -4,7 +4,7 @@ the BLAS kernels and the thread counts.
 Each of these can change the rounding of a float32 result, and a training run amplifies such
 roundings into printed digits. The benchmark prints :func:`describe` beside its timings, and the
 book's portability pass (``make test-portable``) forces every library's dispatch down with
-environment variables and runs ``python -m celib._machine --expect ISA`` first, which fails
+environment variables and runs ``python -m benchmarks.machine --expect ISA`` first, which fails
 unless the forcing took:
 
 ============================  ==================================  ===========================
@@ -104,7 +104,7 @@ def _blas() -> tuple[str, ...]:
 
 def describe() -> Machine:
     """The :class:`Machine` this process runs on, as numpy, torch and the BLAS see it now."""
-    from ._kernels import get_num_threads
+    from celib import get_num_threads
 
     torch_simd = torch_threads = None
     if "torch" in sys.modules or _importable("torch"):
@@ -146,7 +146,7 @@ def check_forced(machine: Machine, isa: str, threads: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m celib._machine",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.machine",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--expect", choices=sorted(_EXPECTED), help="fail unless forced to this")
     parser.add_argument("--threads", type=int, default=1, help="the thread count to expect")

@@ -1,6 +1,6 @@
 """Speed and memory of celib against torch.nn.functional, scipy.special and scikit-learn.
 
-``python -m celib.bench`` times ``logsumexp``, ``log_softmax``, ``cross_entropy`` (index
+``python -m benchmarks.speed`` times ``logsumexp``, ``log_softmax``, ``cross_entropy`` (index
 targets, ``'mean'``) and ``cross_entropy_grad`` in float32 and float64 on the shapes (N, C) =
 (4096, 10), (8192, 1000), (512, 50257) and (64, 128000), and prints one table with the ratio
 celib/torch. ``--quick`` is the short form for CI (smaller shapes, fewer repeats), ``--json
@@ -40,31 +40,38 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _machine
-from ._bench_linear import section as linear_section
-from ._measure import (
+from celib.testing import traced_peak
+
+if TYPE_CHECKING:
+    import torch
+
+from . import machine as _machine
+from .measure import (
     BUSY_LIMIT,
     SPREAD_LIMIT,
     Timing,
     _load,
     _load_average,
     noise,
-    run_memory_script,
+    peak_rss_rise,
+    run_in_fresh_python,
     threads_limited,
     time_methods,
 )
-from .testing import traced_peak
+from .speed_linear import section as linear_section
 
 FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy", "cross_entropy_grad")
 DTYPES = ("float32", "float64")
@@ -131,8 +138,8 @@ def _numpy_methods(function: str, x: np.ndarray, y: np.ndarray,
                    others: tuple[str, ...] = ("scipy", "sklearn")) -> dict[str, Call]:
     """The numpy implementations of ``function`` on (x, y): celib, and those of ``others``
     (scipy, sklearn) that are installed and have the function."""
-    from . import functional as cf
-    from . import grad as cg
+    from celib import functional as cf
+    from celib import grad as cg
 
     celib: dict[str, Call] = {
         "logsumexp": lambda: cf.logsumexp(x, axis=1),
@@ -163,7 +170,7 @@ def _numpy_methods(function: str, x: np.ndarray, y: np.ndarray,
     return calls
 
 
-def _torch_call(function: str, x, y):
+def _torch_call(function: str, x: torch.Tensor, y: torch.Tensor) -> Call:
     """A zero-argument callable computing ``function`` with torch on tensors x, y."""
     import torch
     import torch.nn.functional as F
@@ -175,7 +182,7 @@ def _torch_call(function: str, x, y):
     if function == "cross_entropy":
         return lambda: F.cross_entropy(x, y)
 
-    def grad():
+    def grad() -> torch.Tensor:
         leaf = x.detach().requires_grad_()
         loss = F.cross_entropy(leaf, y)
         return torch.autograd.grad(loss, leaf)[0]
@@ -183,38 +190,35 @@ def _torch_call(function: str, x, y):
     return grad
 
 
-_TORCH_MEMORY_SCRIPT = r"""
-import gc, json, sys
-import numpy as np
-import torch
-from celib._measure import peak_rss_rise
-from celib.bench import _torch_call, make_input
+def torch_memory_worker(job: dict) -> list[int]:
+    """The rise of peak RSS (bytes) of each torch call in ``job`` (its ``configs``, each
+    (function, dtype, N, C), on ``threads`` threads). Runs in the fresh process that
+    :func:`torch_peak_rss` starts."""
+    import torch
 
-jobs = json.load(sys.stdin)
-torch.set_num_threads(jobs["threads"])
-out = []
-for function, dtype, n, c in jobs["configs"]:
-    x, y = make_input((n, c), dtype)
-    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-    small = _torch_call(function, tx[:2, :8].clone(), ty[:2] % 8)
-    small()  # load the code paths once
-    call = _torch_call(function, tx, ty)
-    out.append(peak_rss_rise(call))
-    del x, y, tx, ty, call
-    gc.collect()
-print(json.dumps(out))
-"""
+    torch.set_num_threads(job["threads"])
+    rises = []
+    for function, dtype, n, c in job["configs"]:
+        x, y = make_input((n, c), dtype)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        _torch_call(function, tx[:2, :8].clone(), ty[:2] % 8)()  # load the code paths once
+        call = _torch_call(function, tx, ty)
+        rises.append(peak_rss_rise(call))
+        del x, y, tx, ty, call
+        gc.collect()
+    return rises
 
 
 def torch_peak_rss(configs: list[tuple[str, str, int, int]], threads: int) -> list[float] | None:
     """Rise of peak RSS (bytes) of each torch call, measured in one fresh subprocess."""
-    return run_memory_script(_TORCH_MEMORY_SCRIPT,
-                             {"threads": threads, "configs": [list(c) for c in configs]})
+    job = {"threads": threads, "configs": [list(c) for c in configs]}
+    return run_in_fresh_python(torch_memory_worker, job)
 
 
-def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
-        threads: int | None = None, memory: bool = True, others=("scipy", "sklearn"),
-        progress=None) -> Report:
+def run(shapes: Sequence[tuple[int, int]] = SHAPES, dtypes: Sequence[str] = DTYPES,
+        functions: Sequence[str] = FUNCTIONS, repeats: int = 7, threads: int | None = None,
+        memory: bool = True, others: tuple[str, ...] = ("scipy", "sklearn"),
+        progress: Callable[[Result], object] | None = None) -> Report:
     """Run the benchmark: a :class:`Report` with one :class:`Result` per (function, dtype,
     shape). ``others`` names the other numpy libraries to time beside celib and torch."""
     import torch
@@ -226,14 +230,14 @@ def run(shapes=SHAPES, dtypes=DTYPES, functions=FUNCTIONS, repeats: int = 7,
         machine = _machine.describe()
         for shape in shapes:
             for dtype in dtypes:
-                x, y = make_input(tuple(shape), dtype)
+                x, y = make_input(shape, dtype)
                 tx, ty = torch.from_numpy(x), torch.from_numpy(y)
                 for function in functions:
                     calls = _numpy_methods(function, x, y, others)
                     numpy_names = list(calls)
                     calls["torch"] = _torch_call(function, tx, ty)
                     timings, busy = time_methods(calls, repeats)
-                    res = Result(function, dtype, tuple(shape), timings,
+                    res = Result(function, dtype, shape, timings,
                                  noise=noise(timings, busy, cpus))
                     if memory:
                         for name in numpy_names:
@@ -285,33 +289,33 @@ def format_results(results: list[Result]) -> str:
 NUMPY_WITHOUT_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR"  # NPY_DISABLE_CPU_FEATURES, numpy 2.4
 
 
-def run_elsewhere(env: dict[str, str], shapes, dtypes=("float32",), repeats: int = 3,
-                  threads: int | None = None) -> dict:
-    """The benchmark (times only) in a fresh Python with ``env`` added to the environment, as
-    the JSON of ``--json``: for settings read when a library loads, such as numpy's
-    ``NPY_DISABLE_CPU_FEATURES``."""
+def run_elsewhere(env: dict[str, str], shapes: Sequence[tuple[int, int]],
+                  dtypes: Sequence[str] = ("float32",), repeats: int = 3,
+                  threads: int | None = None) -> Report:
+    """The benchmark (times only) in a fresh Python with ``env`` added to the environment: for
+    settings read when a library loads, such as numpy's ``NPY_DISABLE_CPU_FEATURES``."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "bench.json")
-        command = [sys.executable, "-m", "celib.bench", "--no-memory", "--no-linear",
+        command = [sys.executable, "-m", "benchmarks.speed", "--no-memory", "--no-linear",
                    "--repeats", str(repeats), "--dtypes", ",".join(dtypes), "--json", path,
                    "--shapes", ",".join(f"{n}x{c}" for n, c in shapes)]
         if threads is not None:
             command += ["--threads", str(threads)]
         subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
         with open(path) as f:
-            return json.load(f)
+            return report_from_json(json.load(f))
 
 
-def compare_dispatch(report: Report, other: dict) -> str:
-    """celib's time and ratio in ``report`` beside the same rows of ``other`` (a JSON report,
-    e.g. from :func:`run_elsewhere` with numpy's AVX-512 turned off), as a table headed by
-    each run's numpy SIMD level."""
-    rows = {(r["function"], r["dtype"], tuple(r["shape"])): r for r in other["results"]}
+def compare_dispatch(report: Report, other: Report) -> str:
+    """celib's time and ratio in ``report`` beside the same rows of ``other`` (e.g. from
+    :func:`run_elsewhere` with numpy's AVX-512 turned off), as a table headed by each run's
+    numpy SIMD level."""
+    rows = {(r.function, r.dtype, r.shape): r for r in other.results}
     head = (f"{'function':<19}{'N x C':>13}{'celib ms':>10}{'ratio':>11}"
             f"{'celib ms':>10}{'ratio':>11}")
-    levels = (report.machine.simd_level, other["simd_level"])
+    levels = (report.machine.simd_level, other.machine.simd_level)
     lines = [f"{'':<32}" + "".join(f"{level.split(',')[0]:>21}" for level in levels), head,
              "-" * len(head)]
     for r in report.results:
@@ -319,14 +323,14 @@ def compare_dispatch(report: Report, other: dict) -> str:
         if o is None:
             continue
         ratio = "too noisy" if r.noise else f"{r.ratio:.2f}"
-        other_ratio = "too noisy" if o["noise"] else f"{o['ratio']:.2f}"
+        other_ratio = "too noisy" if o.noise else f"{o.ratio:.2f}"
         lines.append(f"{r.function:<19}{f'{r.shape[0]} x {r.shape[1]}':>13}"
-                     f"{r.ms['celib']:>10.3f}{ratio:>11}{o['ms']['celib']:>10.3f}{other_ratio:>11}")
+                     f"{r.ms['celib']:>10.3f}{ratio:>11}{o.ms['celib']:>10.3f}{other_ratio:>11}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m celib.bench",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="smaller shapes and 3 repeats (for CI)")
@@ -343,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the linear_cross_entropy section")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("torch") is None:
+        print("python -m benchmarks.speed times celib against torch, which is not installed: "
+              "pip install torch==2.13.0 (scipy, scikit-learn and threadpoolctl are used when "
+              "installed), or run `make bench`, which creates .venv with all of them.",
+              file=sys.stderr)
+        return 2
 
     shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -384,7 +394,7 @@ def _parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
     return shapes  # type: ignore[return-value]
 
 
-def report_to_json(report: Report) -> dict:
+def report_to_json(report: Report) -> dict[str, Any]:
     """The report as plain JSON data (what ``--json`` writes)."""
     return {"machine": asdict(report.machine), "simd_level": report.machine.simd_level,
             "load_before": report.load_before, "load_after": report.load_after,
@@ -394,6 +404,17 @@ def report_to_json(report: Report) -> dict:
                          "memory": r.memory, "noise": r.noise,
                          "ratio": None if math.isnan(r.ratio) else r.ratio}
                         for r in report.results]}
+
+
+def report_from_json(data: dict[str, Any]) -> Report:
+    """The :class:`Report` that :func:`report_to_json` wrote (``--json``)."""
+    machine = data["machine"]
+    machine = _machine.Machine(**{**machine, "numpy_simd": tuple(machine["numpy_simd"]),
+                                  "blas": tuple(machine["blas"])})
+    results = [Result(r["function"], r["dtype"], (r["shape"][0], r["shape"][1]),
+                      {k: Timing(tuple(v)) for k, v in r["samples_ms"].items()},
+                      r["memory"], r["noise"]) for r in data["results"]]
+    return Report(machine, tuple(data["load_before"]), tuple(data["load_after"]), results)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,5 @@
-"""The linear cross-entropy section of ``python -m celib.bench`` (or ``python -m
-celib._bench_linear``).
+"""The linear cross-entropy section of ``python -m benchmarks.speed`` (or ``python -m
+benchmarks.speed_linear``).
 
 Times :func:`celib.functional.linear_cross_entropy` (forward) and
 :func:`celib.grad.linear_cross_entropy_grad` with ``return_loss=True`` (the loss and the three
@@ -20,7 +20,7 @@ threads for celib, torch and the BLAS (celib's default unless ``--threads``). Me
 
 Times are the fastest of rounds that rotate the order of the methods, and a row measured while
 other processes took CPU time, or whose rounds spread, shows "noisy" instead of its ratios (see
-:mod:`celib.bench`). Chapter 9 explains the
+:mod:`benchmarks.speed`). Chapter 9 explains the
 method.
 """
 
@@ -30,19 +30,28 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._measure import noise, run_memory_script, threads_limited, time_methods
-from .testing import traced_peak
+from celib.testing import traced_peak
+
+if TYPE_CHECKING:
+    import torch
+
+from .measure import noise, peak_rss_rise, run_in_fresh_python, threads_limited, time_methods
 
 SHAPES = ((2048, 256, 32000), (1024, 512, 128256))
 QUICK_SHAPES = ((256, 64, 2000),)
 PATHS = ("default", "chunked")
 
+Call = Callable[[], object]  # a zero-argument call to time
 
-def make_problem(shape, seed: int = 0):
+
+def make_problem(shape: tuple[int, int, int],
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float32 hidden states X ~ N(0, 1), weights W ~ N(0, 1/D) and uniform int64 targets."""
     n, d, v = shape
     rng = np.random.default_rng(seed)
@@ -53,7 +62,7 @@ def make_problem(shape, seed: int = 0):
     return x, w, y
 
 
-def torch_calls(x, w, y, path: str):
+def torch_calls(x: np.ndarray, w: np.ndarray, y: np.ndarray, path: str) -> tuple[Call, Call]:
     """Zero-argument callables: torch's forward, and forward plus the gradients."""
     import torch
     import torch.nn.functional as F
@@ -61,11 +70,11 @@ def torch_calls(x, w, y, path: str):
     options = torch.nn.LinearCrossEntropyOptions() if path == "chunked" else None
     tx, tw, ty = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(y)
 
-    def forward():
+    def forward() -> torch.Tensor:
         with torch.no_grad():
             return F.linear_cross_entropy(tx, tw, ty, options=options)
 
-    def forward_backward():
+    def forward_backward() -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         lx, lw = tx.detach().requires_grad_(), tw.detach().requires_grad_()
         loss = F.linear_cross_entropy(lx, lw, ty, options=options)
         return loss, torch.autograd.grad(loss, (lx, lw))
@@ -73,44 +82,44 @@ def torch_calls(x, w, y, path: str):
     return forward, forward_backward
 
 
-def celib_calls(x, w, y):
-    from .functional import linear_cross_entropy
-    from .grad import linear_cross_entropy_grad
+def celib_calls(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> tuple[Call, Call, Call]:
+    from celib.functional import linear_cross_entropy
+    from celib.grad import linear_cross_entropy_grad
 
-    def forward():
+    def forward() -> object:
         return linear_cross_entropy(x, w, y)
 
-    def forward_grad():  # the loss and the gradients in one call, as torch's forward+backward
+    # the loss and the gradients in one call, as torch's forward+backward
+    def forward_grad() -> tuple:
         return linear_cross_entropy_grad(x, w, y, return_loss=True)
 
-    def forward_grad_fused():  # the same, one matrix product fewer for a bigger scratch
+    # the same, one matrix product fewer for a bigger scratch
+    def forward_grad_fused() -> tuple:
         return linear_cross_entropy_grad(x, w, y, return_loss=True, schedule="fused")
 
     return forward, forward_grad, forward_grad_fused
 
 
-_RSS_SCRIPT = r"""
-import json, sys
-import torch
-from celib._bench_linear import make_problem, torch_calls
-from celib._measure import peak_rss_rise
+def torch_memory_worker(job: dict) -> int:
+    """The rise of peak RSS (bytes) of one torch call: ``job`` names its ``shape``, ``path``,
+    ``which`` (0: forward, 1: forward+backward) and ``threads``. Runs in the fresh process
+    that :func:`torch_peak_rss` starts."""
+    import torch
 
-job = json.load(sys.stdin)
-torch.set_num_threads(job["threads"])
-x, w, y = make_problem((8, 16, 32))
-for call in torch_calls(x, w, y, job["path"]):
-    call()  # load the code paths on a tiny problem first
-x, w, y = make_problem(tuple(job["shape"]))
-call = torch_calls(x, w, y, job["path"])[job["which"]]
-print(json.dumps(peak_rss_rise(call)))
-"""
+    torch.set_num_threads(job["threads"])
+    x, w, y = make_problem((8, 16, 32))
+    for call in torch_calls(x, w, y, job["path"]):
+        call()  # load the code paths on a tiny problem first
+    x, w, y = make_problem(tuple(job["shape"]))
+    return peak_rss_rise(torch_calls(x, w, y, job["path"])[job["which"]])
 
 
-def torch_peak_rss(shape, path: str, which: int, threads: int) -> float | None:
+def torch_peak_rss(shape: tuple[int, int, int], path: str, which: int,
+                   threads: int) -> float | None:
     """Rise of torch's peak RSS (bytes) for one call (0: forward, 1: forward+backward), measured
     in a fresh subprocess."""
     job = {"shape": list(shape), "path": path, "which": which, "threads": threads}
-    rise = run_memory_script(_RSS_SCRIPT, job)
+    rise = run_in_fresh_python(torch_memory_worker, job)
     return None if rise is None else float(rise)
 
 
@@ -127,8 +136,8 @@ class LinearRow:
     torch_rss: dict[str, float | None] = field(default_factory=dict)  # peak RSS rise, by path
 
 
-def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
-        memory: bool = True) -> list[LinearRow]:
+def run(shapes: Sequence[tuple[int, int, int]] = SHAPES, repeats: int = 3,
+        threads: int | None = None, memory: bool = True) -> list[LinearRow]:
     """One :class:`LinearRow` per shape."""
     rows = []
     with threads_limited(threads) as threads:
@@ -143,7 +152,7 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
             # torch's chunked path is many times slower on the CPU: one timed round after the
             # warm-up, so that the benchmark ends in minutes; its time is shown, never compared
             chunked, _ = time_methods({"chunked fwd": k_fwd, "chunked fwd+bwd": k_fb}, 1)
-            row = LinearRow(tuple(shape), shape[0] * shape[2] * 4,
+            row = LinearRow(shape, shape[0] * shape[2] * 4,
                             {k: t.best for k, t in {**timings, **chunked}.items()},
                             max(t.spread for t in timings.values()),
                             noise(timings, busy, os.cpu_count() or 1))
@@ -157,7 +166,7 @@ def run(shapes=SHAPES, repeats: int = 3, threads: int | None = None,
     return rows
 
 
-def _mb(value) -> str:
+def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value / 2**20:.1f}"
 
 
@@ -205,13 +214,13 @@ def format_rows(rows: list[LinearRow]) -> str:
 
 def section(quick: bool = False, threads: int | None = None, memory: bool = True,
             repeats: int | None = None) -> str:
-    """Run the section and return its tables (what ``python -m celib.bench`` prints)."""
+    """Run the section and return its tables (what ``python -m benchmarks.speed`` prints)."""
     rows = run(QUICK_SHAPES if quick else SHAPES, repeats or 3, threads, memory)
     return format_rows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m celib._bench_linear",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed_linear",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one small shape")
     parser.add_argument("--repeats", type=int, default=3)

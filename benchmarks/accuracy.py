@@ -1,6 +1,6 @@
 """How many units in the last place: celib, torch, scipy and the textbook formulas against exact.
 
-``python -m celib.accuracy`` prints, for ``logsumexp``, ``log_softmax`` and the per-sample
+``python -m benchmarks.accuracy`` prints, for ``logsumexp``, ``log_softmax`` and the per-sample
 ``cross_entropy``, the worst error in ulp of each method on a set of stress inputs, measured
 against an exact reference computed with mpmath (60 significant digits), then checks that a
 float32 ``'mean'`` does not overflow when the true mean is finite. ``--quick`` uses a smaller
@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from . import functional as cf
-from . import naive
-from .testing import exact_cross_entropy, exact_log_softmax, exact_logsumexp, ulp_error
+from celib import functional as cf
+from celib import naive
+from celib.testing import exact_cross_entropy, exact_log_softmax, exact_logsumexp, ulp_error
 
 __all__ = [
     "Case",
@@ -84,7 +86,7 @@ class Case:
     targets: np.ndarray = field(repr=False)  # shape (rows, 2)
 
 
-def stress_cases(dtype, quick: bool = False) -> list[Case]:
+def stress_cases(dtype: DTypeLike, quick: bool = False) -> list[Case]:
     """The stress inputs, deterministic (seeded), for ``dtype`` (float32 or float64).
 
     Families: ``dominant`` (one logit larger by a gap g), ``huge`` (logits of magnitude up to
@@ -139,7 +141,11 @@ def _pick(matrix: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.take_along_axis(np.asarray(matrix), targets, axis=1)
 
 
-def methods(available_only: bool = True) -> dict[str, dict]:
+# a method's function: (logits, targets of shape (rows, 2)) -> its results
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def methods(available_only: bool = True) -> dict[str, dict[str, Method]]:
     """The methods compared, each a dict of functions (x, targets) → results in x's dtype.
 
     ``celib``, ``naive`` (:mod:`celib.naive`: ``log(sum(exp))``, ``log(softmax)``,
@@ -148,7 +154,7 @@ def methods(available_only: bool = True) -> dict[str, dict]:
     (``scipy.special.logsumexp``, ``log_softmax``, and ``-log_softmax[y]`` for the loss).
     ``targets`` has shape (rows, 2): each row's loss is taken for both of its targets.
     """
-    table: dict[str, dict] = {
+    table: dict[str, dict[str, Method]] = {
         "celib": {
             "logsumexp": lambda x, t: cf.logsumexp(x, axis=1),
             "log_softmax": lambda x, t: cf.log_softmax(x, axis=1),
@@ -164,7 +170,7 @@ def methods(available_only: bool = True) -> dict[str, dict]:
     except ImportError:  # pragma: no cover - torch is a test dependency
         torch = None  # type: ignore[assignment]
     if torch is not None:
-        def t_ce(x, t):
+        def t_ce(x: np.ndarray, t: np.ndarray) -> np.ndarray:
             tx = torch.from_numpy(np.ascontiguousarray(x))
             return np.stack([F.cross_entropy(tx, torch.from_numpy(t[:, j].astype(np.int64)),
                                              reduction="none").numpy() for j in range(t.shape[1])],
@@ -205,13 +211,18 @@ class Worst:
     case: str = ""
 
 
-def error_table(quick: bool = False, dtypes=DTYPES, which=None) -> dict:
+# {(function, dtype name): {method: its worst error}}
+ErrorTable = dict[tuple[str, str], dict[str, Worst]]
+
+
+def error_table(quick: bool = False, dtypes: Sequence[DTypeLike] = DTYPES,
+                which: Collection[str] | None = None) -> ErrorTable:
     """Worst ulp error per (function, dtype, method) over :func:`stress_cases`.
 
     Returns ``{(function, dtype name): {method: Worst}}``. ``which`` limits the methods (names
     from :func:`methods`).
     """
-    table: dict = {}
+    table: ErrorTable = {}
     all_methods = methods()
     if which is not None:
         all_methods = {k: v for k, v in all_methods.items() if k in which}
@@ -234,11 +245,20 @@ def error_table(quick: bool = False, dtypes=DTYPES, which=None) -> dict:
     return table
 
 
-def mean_overflow_table() -> list[dict]:
+@dataclass(frozen=True)
+class OverflowRow:
+    """One case of :func:`mean_overflow_table`: the true mean (float64, exact enough at this
+    size) and each method's float32 ``'mean'``, by method name."""
+
+    case: str
+    true_mean: float
+    results: dict[str, float]
+
+
+def mean_overflow_table() -> list[OverflowRow]:
     """float32 ``'mean'`` cross-entropy where the true mean is finite but large sums overflow.
 
-    Each row: the case, the true mean (float64, exact enough at this size), and each method's
-    float32 result. A correct method returns the true mean rounded to float32, never inf.
+    A correct method returns the true mean rounded to float32, never inf.
     """
     cases = []
     big = np.float32(3e38)
@@ -264,22 +284,23 @@ def mean_overflow_table() -> list[dict]:
     for name, logits, target in cases:
         ref = [float(exact_cross_entropy(r, int(t))) for r, t in zip(logits, target, strict=True)]
         true_mean = float(np.mean(np.asarray(ref, dtype=np.float64)))
-        row = {"case": name, "true mean": true_mean,
-               "celib": float(cf.cross_entropy(logits, target.astype(np.int64)))}
+        row = {"celib": float(cf.cross_entropy(logits, target.astype(np.int64)))}
         if torch is not None:
             row["torch"] = float(F.cross_entropy(torch.from_numpy(logits),
                                                  torch.from_numpy(target.astype(np.int64))))
         with np.errstate(all="ignore"):
             p = naive.softmax(logits, axis=1)
             row["naive"] = float(np.mean(-np.log(p[np.arange(len(target)), target])))
-        rows.append(row)
+        rows.append(OverflowRow(name, true_mean, row))
     return rows
 
 
 _LADDER = (0.51, 1.0, 2.0, 4.0, 8.0, 100.0, 1e4, 1e6)
 
 
-def _fmt_ulp(v: float, coarse: bool = False) -> str:
+def format_ulp(v: float, coarse: bool = False) -> str:
+    """An error in ulps as printed in the tables; ``coarse``: the first bound it meets on the
+    ladder 0.51, 1, 2, 4, 8, 100, 1e4, 1e6 (see :func:`format_table`)."""
     if not np.isfinite(v):
         return "inf"
     if coarse:
@@ -292,7 +313,7 @@ def _fmt_ulp(v: float, coarse: bool = False) -> str:
     return f"{v:.1e}"
 
 
-def format_table(table: dict, show_cases: bool = False, coarse: bool = False) -> str:
+def format_table(table: ErrorTable, show_cases: bool = False, coarse: bool = False) -> str:
     """The error table as aligned text: one line per function and dtype, one column per method.
 
     ``coarse`` prints each worst error as the first bound it meets on a fixed ladder
@@ -309,7 +330,7 @@ def format_table(table: dict, show_cases: bool = False, coarse: bool = False) ->
     for (function, dtype), cells in table.items():
         target = TARGET_ULP[np.dtype(dtype)]
         line = f"{function:<15}{dtype:<9}" + "".join(
-            f"{_fmt_ulp(cells[n].ulp, coarse) if n in cells else '-':>12}" for n in names)
+            f"{format_ulp(cells[n].ulp, coarse) if n in cells else '-':>12}" for n in names)
         lines.append(line + f"{'≤ ' + format(target, 'g'):>9}")
     if show_cases:
         lines.append("")
@@ -317,14 +338,14 @@ def format_table(table: dict, show_cases: bool = False, coarse: bool = False) ->
         for (function, dtype), cells in table.items():
             for n in names:
                 if n in cells:
-                    lines.append(f"  {function} {dtype} {n}: {_fmt_ulp(cells[n].ulp, coarse)} ulp "
-                                 f"on '{cells[n].case}'")
+                    worst = format_ulp(cells[n].ulp, coarse)
+                    lines.append(f"  {function} {dtype} {n}: {worst} ulp on '{cells[n].case}'")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the error table and the float32 'mean' overflow check; exit 1 if a target is missed."""
-    parser = argparse.ArgumentParser(prog="python -m celib.accuracy",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="the smaller stress set used by the tests")
@@ -346,12 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\nfloat32 'mean' cross-entropy where the true mean is finite:")
     rows = mean_overflow_table()
-    keys = [k for k in rows[0] if k != "case"]
-    print(f"{'case':<32}" + "".join(f"{k:>14}" for k in keys))
+    keys = list(rows[0].results)
+    print(f"{'case':<32}{'true mean':>14}" + "".join(f"{k:>14}" for k in keys))
     for row in rows:
-        print(f"{row['case']:<32}" + "".join(f"{row[k]:>14.6g}" for k in keys))
-        if not np.isfinite(row["celib"]):
-            missed.append(f"'mean' overflow: {row['case']}")
+        print(f"{row.case:<32}{row.true_mean:>14.6g}"
+              + "".join(f"{row.results[k]:>14.6g}" for k in keys))
+        if not np.isfinite(row.results["celib"]):
+            missed.append(f"'mean' overflow: {row.case}")
     if missed:
         print("\ntargets missed: " + "; ".join(missed))
         return 1
