@@ -21,6 +21,7 @@ read-only, since nothing is written to it when the files are already there.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -132,8 +133,11 @@ class MNISTDownloadError(MNISTError):
         self.failures = list(failures)
         lines = [f"\n  - {url}: {reason}" for url, reason in self.failures]
         listing = "".join(lines) or " (no mirrors were given)"
-        written = f"\nnothing was written to {Path(path).parent}"
-        super().__init__(path, f"download failed from every mirror:{listing}{written}")
+        folder = Path(path).parent
+        written = f"\nnothing was written to {folder}"
+        todo = (f"\nWithout a network, copy the MNIST .gz files (this one is {Path(path).name})"
+                f" into {folder}, or set {ENV_VAR} to a folder that holds them")
+        super().__init__(path, f"download failed from every mirror:{listing}{written}{todo}")
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return (type(self), (self.path, self.failures))
@@ -345,6 +349,7 @@ def _download(
     """Fetch one file into ``root``, trying each mirror; publish it (atomically) once verified."""
     filename = _file_name(split, kind) + ".gz"
     target = root / filename
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]
     root.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
     for attempt, mirror in enumerate(mirrors, 1):
@@ -366,6 +371,9 @@ def _download(
                 print(f"{url}: {failures[-1][1]}; trying the next mirror", file=sys.stderr)
         finally:
             tmp.unlink(missing_ok=True)  # after a success it is already gone
+    for folder in created:  # innermost first: leave no empty cache folder behind
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     raise MNISTDownloadError(str(target), failures)
 
 

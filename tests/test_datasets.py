@@ -637,8 +637,18 @@ def test_all_mirrors_bad_lists_each_and_leaves_nothing(
     assert message.startswith(f"{tmp_path / TEST_LABELS}.gz: download failed from every mirror:\n")
     for url, mode in zip(urls, BAD_MODES, strict=True):
         assert f"\n  - {url}: {reason(mode, len(fakes_gz[TEST_LABELS]))}" in message
-    assert message.endswith(f"\nnothing was written to {tmp_path}")
+    assert f"\nnothing was written to {tmp_path}\n" in message
+    assert message.endswith(f"Without a network, copy the MNIST .gz files (this one is "
+                            f"{TEST_LABELS}.gz) into {tmp_path}, or set CELIB_MNIST_DIR to a "
+                            "folder that holds them")
     assert listing(tmp_path) == []
+
+
+def test_a_failed_download_leaves_no_empty_cache_folder(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "celib" / "mnist"
+    with pytest.raises(MNISTDownloadError, match="nothing was written"):
+        load_mnist_labels("test", root=cache, mirrors=[], progress=False)
+    assert listing(tmp_path) == []  # the folders it created for the cache are gone too
 
 
 @pytest.mark.usefixtures("fake_checksums")
