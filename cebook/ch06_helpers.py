@@ -11,7 +11,8 @@ vector.
 - :func:`ce_loss_and_grad`, :func:`se_loss_and_grad`, :func:`train`, :func:`steps_to_half`:
   softmax regression trained by full-batch gradient descent with cross-entropy or squared error;
 - :func:`gradient_descent`: the same for cross-entropy plus an L2 penalty or for the multiclass
-  hinge loss, recording the weight norm (the separable-data section);
+  hinge loss (celib's ``multi_margin_loss`` and its gradient), recording the weight norm (the
+  separable-data section);
 - :func:`mlp_cross_entropy`, :func:`mlp_objective`, :func:`swap_hidden_units`, :func:`fit_mlp`:
   the network with one hidden layer of two tanh units (the advanced convexity section).
 """
@@ -123,25 +124,11 @@ def _ce_fast(W, X1, y, lam):
     return loss + lam * float(np.sum(W ** 2)), (Q.T @ X1) / len(y) + 2 * lam * W
 
 
-def multiclass_hinge(Z: np.ndarray, y: np.ndarray, margin: float = 1.0):
-    """Mean multiclass hinge loss and its gradient with respect to Z.
-
-    Per example ``sum_{j != y} max(0, margin - z_y + z_j) / C``, the definition of torch's
-    ``F.multi_margin_loss`` (p = 1) (Weston and Watkins' multiclass SVM loss, divided by C).
-    At a kink (a term exactly 0 before the max) the gradient taken is 0, as in torch.
-    """
-    N, C = Z.shape
-    rows = np.arange(N)
-    slack = margin - Z[rows, y][:, None] + Z
-    slack[rows, y] = 0.0
-    active = (slack > 0).astype(Z.dtype)
-    G = active.copy()
-    G[rows, y] = -active.sum(axis=1)
-    return float(np.sum(np.maximum(slack, 0.0)) / (N * C)), G / (N * C)
-
-
 def _hinge_fast(W, X1, y, lam):
-    loss, GZ = multiclass_hinge(X1 @ W.T, y)
+    """Mean multiclass hinge loss (torch's ``F.multi_margin_loss``, p = 1, margin 1) plus
+    lam ||W||^2, and its gradient; at a kink the gradient taken is 0, as in torch."""
+    Z = X1 @ W.T
+    loss, GZ = float(cf.multi_margin_loss(Z, y)), cg.multi_margin_loss_grad(Z, y)
     return loss + lam * float(np.sum(W ** 2)), GZ.T @ X1 + 2 * lam * W
 
 

@@ -51,20 +51,22 @@ def chapter_world(rank: int, world_size: int, vocab_size: int, n: int, alpha: fl
 
     - ``'loss'``, ``'grad'``, ``'forward'``, ``'backward'``: :func:`celib.parallel.
       vocab_parallel_cross_entropy` (mean), its gradient on the rank's shard, and the
-      collectives counted in the forward and in ``loss.backward()``;
+      collectives counted in the forward (the all-gather of the ranks' agreement check, then
+      the loss's all-reduces) and in ``loss.backward()``;
     - ``'naive_loss'``, ``'naive_grad'``, ``'naive_warnings'``: the same with
-      :func:`celib.parallel.naive_vocab_parallel_cross_entropy`;
+      :func:`cebook.ch09b_mistakes.naive_vocab_parallel_cross_entropy`;
     - ``'dnf_grad'``: the gradient when the two SUMs are made with
       ``torch.distributed.nn.functional.all_reduce`` (differentiable);
     - ``'megatron'``: Megatron-LM's per-token loss with label smoothing ``alpha``, as this
-      rank computes it; ``'smooth_loss'``, ``'smooth_forward'``: celib's per-token loss with
+      rank computes it (:func:`cebook.ch09b_mistakes.megatron_vocab_parallel_cross_entropy`);
+      ``'smooth_loss'``, ``'smooth_forward'``: celib's per-token loss with
       ``label_smoothing=alpha`` and its forward collectives.
     """
     import torch
 
-    from celib.parallel import (count_collectives, megatron_vocab_parallel_cross_entropy,
-                                naive_vocab_parallel_cross_entropy, shard_bounds,
-                                vocab_parallel_cross_entropy)
+    from cebook.ch09b_mistakes import (megatron_vocab_parallel_cross_entropy,
+                                       naive_vocab_parallel_cross_entropy)
+    from celib.parallel import count_collectives, shard_bounds, vocab_parallel_cross_entropy
 
     z, y = chapter_data(vocab_size, n, seed)
     start, end = shard_bounds(vocab_size, world_size)[rank]

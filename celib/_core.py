@@ -13,13 +13,18 @@ or gradient rows from it, and :func:`reduce` (or :func:`gradient_scale` and
 2. With class indices, 'mean' divides by :math:`\\sum_i w_{y_i}` over the kept elements (their
    count without class weights), summed in float64; with class probabilities, by the number of
    elements, whatever the weights (``denominator``).
-3. A 'mean' over nothing (every target ignored, every kept one weighing 0, an empty batch) is
-   0/0 = nan, even where label smoothing makes the numerator non-zero (:func:`reduce`). Its
-   gradient is what torch's autograd gives: 0 through the elements that do not count, and
-   :math:`0 \\cdot (1/0)` = nan through the others (:func:`nan_rows`).
+3. A 'mean' whose denominator is 0 (every target ignored, every kept one weighing 0, class
+   weights that cancel, an empty batch) is the IEEE quotient: 0/0 = nan, ±x/0 = ±inf
+   (:func:`reduce`). Its gradient is what torch's autograd gives: 0 through the elements that
+   do not count, and the chain rule with :math:`1/0 = \\infty` through the others
+   (:func:`zero_denominator_gradient`, :func:`nan_rows`).
 4. Label smoothing ε replaces the target :math:`p` by :math:`(1-\\varepsilon)\\,p +
    \\varepsilon/C` (:func:`probability_targets`; for class indices :math:`p = e_y`, which the
    kernels apply as the mix of the target term and a uniform term).
+6. No classes (C = 0): torch's arithmetic as it falls. With class indices (all ignored) and
+   ε > 0 the smoothing term is :math:`(\\varepsilon/0) \\cdot 0` = nan, for every element and
+   every reduction (:func:`no_class_losses`); class probabilities of shape (M, 0) give -0.0
+   each, and their 'mean' divides by :math:`M \\cdot 0 / 0` = nan (``denominator``).
 5. Sums over elements are accumulated in float64 and rounded once to the input's dtype; a total
    beyond float32's range becomes inf (:func:`reduce`).
 """
@@ -72,10 +77,18 @@ class Elements:
     """The number of elements."""
     shape: tuple[int, ...]
     """The shape of ``reduction='none'``."""
+    probabilities: bool = False
+    """Class-probability targets (linear_cross_entropy's): their empty 'sum' is -0.0."""
 
     @classmethod
-    def of_shape(cls, shape: tuple[int, ...]) -> Elements:
-        return cls(float(np.prod(shape, dtype=np.int64)), shape)
+    def of_shape(cls, shape: tuple[int, ...], num_classes: int | None = None) -> Elements:
+        """Every element of ``shape`` counts 1. Given ``num_classes``, the elements are those
+        of class-probability targets, whose 'mean' over no classes is nan (torch divides by
+        ``input.numel() / C`` = 0/0)."""
+        count = float(np.prod(shape, dtype=np.int64))
+        if num_classes is None:
+            return cls(count, shape)
+        return cls(count if num_classes > 0 else np.nan, shape, probabilities=True)
 
 
 Targets = IndexTargets | ProbabilityTargets
@@ -131,33 +144,64 @@ def smoothing_coefficients(label_smoothing: float, num_classes: int) -> tuple[fl
 def smooth(p: np.ndarray, label_smoothing: float) -> np.ndarray:
     """Label smoothing of (M, C) target rows: :math:`(1-\\varepsilon)\\,p + \\varepsilon/C`
     (``p`` itself when ε is 0)."""
-    if label_smoothing > 0:
+    if label_smoothing > 0 and p.shape[1] > 0:  # no classes: nothing to smooth
         return p * (1 - label_smoothing) + label_smoothing / p.shape[1]
     return p
 
 
 def probability_targets(rows: np.ndarray, label_smoothing: float,
                         shape: tuple[int, ...]) -> ProbabilityTargets:
-    """The :class:`ProbabilityTargets` of (M, C) target rows (in the compute dtype)."""
-    return ProbabilityTargets(smooth(rows, label_smoothing), float(rows.shape[0]), shape)
+    """The :class:`ProbabilityTargets` of (M, C) target rows (in the compute dtype); over no
+    classes the 'mean' is nan (torch divides by ``input.numel() / C`` = 0/0)."""
+    denominator = float(rows.shape[0]) if rows.shape[1] > 0 else np.nan
+    return ProbabilityTargets(smooth(rows, label_smoothing), denominator, shape)
 
 
 def reduce(per_element: np.ndarray, targets: Reducible, reduction: str,
            dtype: np.dtype) -> np.ndarray | np.floating[Any]:
     """The loss for ``reduction`` from the per-element losses (any float dtype, in the order of
     the targets; ignored elements must already be +0.0): 'none' has ``targets.shape``, 'sum'
-    and 'mean' are accumulated in float64 and rounded once to ``dtype``; a 'mean' over nothing
-    is nan."""
+    and 'mean' are accumulated in float64 and rounded once to ``dtype``; a 'mean' whose
+    denominator is 0 is the IEEE quotient (nan for 0/0, ±inf for a non-zero total, as in
+    torch)."""
     if reduction == "none":
         with np.errstate(over="ignore"):  # a float64 loss beyond float32's range is inf
             return per_element.reshape(targets.shape).astype(dtype, copy=False)
-    total = np.sum(per_element, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf
+    total = _ieee_sum(per_element, targets)
+    # beyond float32's range: inf; a zero denominator: IEEE's x/0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if reduction == "sum":
             return dtype.type(total)
-        if targets.denominator == 0:
-            return dtype.type(np.nan)
-        return dtype.type(total / targets.denominator)
+        # + 0.0: a sum of -0.0 weights is +0.0 in torch, which accumulates from 0
+        return dtype.type(np.divide(total, targets.denominator + 0.0))
+
+
+def smoothed_mean_over_zero(target_terms: np.ndarray, uniform_terms: np.ndarray,
+                            label_smoothing: float, denominator: float,
+                            dtype: np.dtype) -> np.floating[Any]:
+    """A smoothed 'mean' whose denominator is 0, as torch computes it: the target term and the
+    uniform term are each divided by the denominator, then mixed,
+    :math:`(1-\\varepsilon)\\,(\\sum_i w_{y_i}\\ell_i / 0) + \\varepsilon\\,(\\sum_i u_i / 0)`
+    (so 0·inf = nan at ε = 1, and inf - inf = nan). ``target_terms`` are the per-element
+    losses without smoothing, ``uniform_terms`` :math:`u_i = \\frac1C \\sum_c w_c
+    (\\mathrm{lse}_i - z_{i,c})`, both +0.0 where ignored."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        zero = denominator + 0.0
+        target_mean = np.divide(np.sum(target_terms, dtype=np.float64), zero)
+        uniform_mean = np.divide(np.sum(uniform_terms, dtype=np.float64), zero)
+        return dtype.type((1 - label_smoothing) * target_mean + label_smoothing * uniform_mean)
+
+
+def _ieee_sum(per_element: np.ndarray, targets: Reducible) -> np.float64:
+    """The float64 sum, with torch's sign of zero: a sum that is 0 is +0.0 (torch sums from
+    +0.0, as numpy does), but torch computes the loss of probability targets as
+    :math:`-\\sum p \\log q`, whose 0 is -0.0."""
+    total = np.sum(per_element, dtype=np.float64)
+    negated = isinstance(targets, ProbabilityTargets) or (
+        isinstance(targets, Elements) and targets.probabilities)
+    if total == 0 and negated:
+        return np.float64(-0.0)
+    return total
 
 
 def gradient_scale(targets: Reducible, reduction: str) -> float:
@@ -187,3 +231,45 @@ def nan_rows(targets: Reducible, reduction: str) -> np.ndarray | None:
     if isinstance(targets, IndexTargets):
         return ~targets.ignored
     return np.ones(int(np.prod(targets.shape, dtype=np.int64)), dtype=bool)
+
+
+def no_class_losses(targets: IndexTargets, label_smoothing: float, reduction: str,
+                    dtype: np.dtype) -> np.ndarray | np.floating[Any]:
+    """The loss over no classes (C = 0, so every target is ignored): +0.0 per element, or,
+    with label smoothing, torch's :math:`(\\varepsilon/0) \\cdot 0` = nan for every element
+    and every reduction (even a 'sum' over no element)."""
+    if label_smoothing > 0:
+        if reduction == "none":
+            return np.full(targets.shape, np.nan, dtype=dtype)
+        return dtype.type(np.nan)
+    return reduce(np.zeros(len(targets.classes)), targets, reduction, dtype)
+
+
+def zero_denominator_gradient(q: np.ndarray, targets: IndexTargets,
+                              class_weight: np.ndarray | None,
+                              label_smoothing: float) -> np.ndarray:
+    """The (M, C) float64 gradient of a 'mean' whose denominator is 0, from the model's
+    rows ``q = softmax(z)``: torch's autograd with :math:`1/0 = \\infty`.
+
+    The gradient reaching the log-probabilities of a kept element is
+    :math:`h = -\\infty\\,\\big((1-\\varepsilon)\\,w_y e_y + (\\varepsilon/C)\\,w\\big)`
+    (nan where a weight is 0, ±inf elsewhere), and through log-softmax
+    :math:`h - q \\sum_c h_c`; the elements that do not count have :math:`h = 0`, hence 0
+    (or nan where q is). With weights that cancel, this gives torch's pattern of ±inf and nan;
+    with weights that are all 0, nan rows.
+    """
+    num_rows, num_classes = q.shape
+    weights = (np.ones(num_classes) if class_weight is None
+               else class_weight.astype(np.float64))
+    keep, spread = smoothing_coefficients(label_smoothing, num_classes)
+    kept = ~targets.ignored
+    target_weight = (np.ones(num_rows) if targets.weights is None else targets.weights)
+    h = np.zeros((num_rows, num_classes))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.divide(1.0, 0.0 + targets.denominator)
+        rows_kept = np.flatnonzero(kept)
+        h[rows_kept, targets.classes[rows_kept]] = -(keep * target_weight[rows_kept]) * scale
+        if label_smoothing > 0:
+            h[rows_kept] -= (spread * weights) * scale
+        # a row that does not count has h = 0: its gradient is 0, or nan where q is (0 · nan)
+        return h - q * h.sum(axis=1, keepdims=True)

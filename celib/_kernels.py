@@ -649,7 +649,8 @@ def cross_entropy_grad_rows(x: np.ndarray, targets: IndexTargets, weight: np.nda
     """Write the gradient rows ``c_i·(q - e_y) + s_i·(Σw·q - w)`` into ``out`` (q = softmax).
 
     ``c_i = scale·w_{y_i}`` (``targets.weights``, 1 without class weights) and ``s_i = smooth``
-    on kept rows; rows where ``targets.ignored`` is True get exactly 0 whatever their logits.
+    on kept rows; rows where ``targets.ignored`` is True get exactly 0, or nan where their
+    softmax is nan (a +inf or nan logit, or only -inf), as torch's autograd gives 0 · nan.
     ``weight`` is the float64 class-weight vector or None (all ones).
     """
     weight_sum = float(np.sum(weight)) if weight is not None else float(x.shape[1])
@@ -670,7 +671,39 @@ def cross_entropy_grad_rows(x: np.ndarray, targets: IndexTargets, weight: np.nda
                 st = _write_probabilities(xb, scratch, r, ob, how, coef=full, shift=smoothing)
                 g_y = _target_gradient(xb, r, y, st, c, smoothing, weight_sum)
                 ob[r, y] = _where_finite(st, g_y, np.nan)
-                if skip.any():
-                    ob[skip] = 0
+                if skip.any():  # 0, or nan where the softmax is (torch: 0 * nan)
+                    ob[skip] = 0 if st.fast else np.where(np.isfinite(st.m[skip]), 0.0,
+                                                          np.nan)[:, None]
 
     _run(x.shape[0], x.shape[1], work)
+
+
+# --------------------------------------------------------------------------------------------
+# Binary cross-entropy with logits, elementwise
+# --------------------------------------------------------------------------------------------
+
+def binary_cross_entropy_terms(x: np.ndarray, y: np.ndarray,
+                               pos_weight: np.ndarray | None) -> np.ndarray:
+    """Per-element binary cross-entropy with logits,
+    :math:`(1-y)\\,\\operatorname{softplus}(x) + p\\,y\\,\\operatorname{softplus}(-x)`
+    (``p`` = ``pos_weight``, 1 if None), broadcast, in ``x``'s dtype.
+
+    softplus as :math:`\\max(x, 0) + \\operatorname{log1p}(e^{-|x|})` neither overflows nor
+    cancels, so a tiny loss keeps its digits. Where a value is not finite, torch's own form
+    :math:`(1-y)\\,x + (1 + (p-1)\\,y)\\,\\operatorname{softplus}(-x)` is what torch returns
+    (``x = -inf, y = 1`` is nan there, not inf), so those elements take it, silently: the nan
+    or inf in the result is the message.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        tail = np.log1p(np.exp(-np.abs(x)))  # shared by softplus(x) and softplus(-x)
+        softplus_neg = np.maximum(-x, 0) + tail
+        positive = y * softplus_neg if pos_weight is None else pos_weight * (y * softplus_neg)
+        loss = (1 - y) * (np.maximum(x, 0) + tail) + positive
+        finite = np.isfinite(x) & np.isfinite(y)
+        if pos_weight is not None:
+            finite &= np.isfinite(pos_weight)
+        if finite.all():
+            return loss
+        log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
+        torch_form = (1 - y) * x + log_weight * softplus_neg
+        return np.where(finite, loss, torch_form)

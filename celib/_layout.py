@@ -18,7 +18,9 @@ def rows(x: np.ndarray) -> np.ndarray:
         return x[None, :]
     if x.ndim == 2:
         return x
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    # the row count spelled out: reshape(-1, 0) cannot infer it when there are no classes
+    num_rows = x.shape[0] * int(np.prod(x.shape[2:], dtype=np.int64))
+    return np.moveaxis(x, 1, -1).reshape(num_rows, x.shape[1])
 
 
 def contiguous_rows(r: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ A model is *calibrated* when, among the examples to which it gives confidence ab
 per-bin numbers of a reliability diagram, :func:`brier_score`), repairs it after training
 (:func:`fit_temperature`, temperature scaling) and gives the loss that changes it during
 training (:func:`focal_loss`; its gradient is :func:`focal_loss_grad`).
-Chapter 8 (Probabilities you can trust) explains all of it.
+Chapter 8 (Probabilities you can trust, book/08_calibration.ipynb) explains all of it.
 
 Only numpy is needed.
 """
@@ -24,19 +24,50 @@ from ._layout import rows, unrows
 from .functional import log_softmax
 
 __all__ = ["expected_calibration_error", "reliability_bins", "ReliabilityBins", "brier_score",
-           "fit_temperature", "focal_loss", "focal_loss_grad"]
+           "fit_temperature", "focal_loss", "focal_loss_grad", "MAX_BINS"]
 
 NORMS = ("l1", "l2", "max")
 STRATEGIES = ("uniform", "quantile")
+
+#: The most bins :func:`reliability_bins` takes. Its result holds four arrays of M values
+#: (edges, counts, accuracies, confidences), so time and memory grow with M whatever N is
+#: (10**9 bins ran for minutes). A million bins is more than any data set can fill.
+MAX_BINS = 10**6
 
 
 # --------------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------------
 
+def _option(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """A string option among ``choices`` (any other value, a string or not, is refused)."""
+    if not (isinstance(value, str) and value in choices):
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def _number(value: object, name: str, meaning: str) -> float:
+    """A real number as a float; a bool, a string or None is a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number ({meaning}), got {value!r} "
+                        f"of type {type(value).__name__}")
+    return float(value)
+
+
+def _check_n_bins(n_bins: int) -> int:
+    """M as a Python int in [1, MAX_BINS]."""
+    if isinstance(n_bins, (bool, np.bool_)) or not isinstance(n_bins, numbers.Integral):
+        raise TypeError(f"n_bins must be a positive integer, got {n_bins!r} "
+                        f"of type {type(n_bins).__name__}")
+    if not 1 <= n_bins <= MAX_BINS:
+        raise ValueError(f"n_bins must be a positive integer at most {MAX_BINS} (the result "
+                         f"holds arrays of n_bins values), got {n_bins!r}")
+    return int(n_bins)
+
+
 def _labels(labels: ArrayLike, n: int, num_classes: int, what: str) -> np.ndarray:
     """Integer class indices of shape (n,) in [0, num_classes), as int64."""
-    y = np.asarray(labels)
+    y = _checks.as_array(labels, "labels")
     if y.dtype.kind not in "iu":
         raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}"
                          + (" (convert with labels.astype(np.int64))" if y.dtype.kind == "f"
@@ -44,6 +75,9 @@ def _labels(labels: ArrayLike, n: int, num_classes: int, what: str) -> np.ndarra
     if y.shape != (n,):
         raise ValueError(f"labels must have shape (N,) = ({n},), one label per row of {what}, "
                          f"got shape {y.shape}")
+    if y.dtype == np.uint64 and np.any(y >= num_classes):  # would wrap to negative in int64
+        raise IndexError(f"Target {y[y >= num_classes][0]} is out of bounds: class indices must "
+                         f"be in [0, {num_classes}) for C = {num_classes} classes.")
     y = y.astype(np.int64, copy=False)
     _checks.check_bounds(y, num_classes)
     return y
@@ -51,9 +85,10 @@ def _labels(labels: ArrayLike, n: int, num_classes: int, what: str) -> np.ndarra
 
 def _probs(probs: ArrayLike) -> np.ndarray:
     """Rows of class probabilities, shape (N, C) with N >= 1, as float64."""
-    p = np.asarray(probs)
+    p = _checks.as_array(probs, "probs")
     if p.dtype.kind not in "fiu":
         raise ValueError(f"probs must be a real array of probabilities, got dtype {p.dtype}")
+    _checks.check_float_dtype(p, "probs")  # longdouble: a TypeError, as everywhere in celib
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
         raise ValueError(f"probs must have shape (N, C) with N >= 1 and C >= 1, got {p.shape}")
     p = p.astype(np.float64)
@@ -81,7 +116,8 @@ class ReliabilityBins:
     Attributes
     ----------
     edges : numpy.ndarray, shape (M + 1,)
-        Bin edges, from 0 to 1. Bin m (0-based) is the interval ``(edges[m], edges[m + 1]]``;
+        Bin edges, from 0 to 1 (``k / M`` for uniform bins). Bin m (0-based) is the interval
+        ``(edges[m], edges[m + 1]]``;
         the first bin also holds a confidence of exactly ``edges[0]``.
     counts : numpy.ndarray of int64, shape (M,)
         How many examples fall in each bin.
@@ -92,8 +128,8 @@ class ReliabilityBins:
 
     Notes
     -----
-    Made by :func:`reliability_bins`; explained in chapter 8 (Probabilities you can trust).
-    """
+    Made by :func:`reliability_bins`; explained in chapter 8 (Probabilities you can trust,
+    book/08_calibration.ipynb). """
 
     edges: np.ndarray
     counts: np.ndarray
@@ -108,8 +144,7 @@ class ReliabilityBins:
     def error(self, norm: str = "l1") -> float:
         """The calibration error of these bins in ``norm`` (see
         :func:`expected_calibration_error`)."""
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        _option(norm, "norm", NORMS)
         full = self.counts > 0
         gaps = np.abs(self.gaps[full])
         weights = self.counts[full] / self.counts.sum()
@@ -131,9 +166,12 @@ def reliability_bins(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15,
     labels : array_like of int, shape (N,)
         The true class indices, in ``[0, C)``.
     n_bins : int, default 15
-        M, the number of bins.
+        M, the number of bins, from 1 to ``MAX_BINS`` (10**6). The result holds four arrays of
+        M values, so its time and memory grow with M whatever N is (10**9 bins ran for
+        minutes); more bins than that would be almost all empty for any data set.
     strategy : {'uniform', 'quantile'}, default 'uniform'
-        ``'uniform'``: M equal-width bins with edges ``np.linspace(0, 1, M + 1)`` (Guo et al.).
+        ``'uniform'``: M equal-width bins with edges ``k / M`` (Guo et al.), each the double
+        nearest :math:`k/M`.
         ``'quantile'``: equal-mass bins, inner edges at the ``m / M`` quantiles of the
         confidences (repeated confidences can leave a bin empty).
 
@@ -146,8 +184,11 @@ def reliability_bins(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15,
     ------
     ValueError
         If ``probs`` is not an (N, C) array of finite probabilities with rows summing to 1,
-        ``labels`` is not an integer array of shape (N,), ``n_bins`` is not a positive integer,
-        or ``strategy`` is unknown.
+        ``labels`` is not an integer array of shape (N,), ``n_bins`` is not in
+        ``[1, MAX_BINS]``, or ``strategy`` is unknown.
+    TypeError
+        If ``n_bins`` is not an integer (a float, a bool, a string, None), or ``probs`` is a
+        longdouble array (celib computes in float16, float32 or float64, as torch on the CPU).
     IndexError
         If a label is outside ``[0, C)`` (the message names it and the range).
 
@@ -158,7 +199,14 @@ def reliability_bins(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15,
     :math:`m = 1..M` (Guo et al. 2017): a confidence of exactly 1.0 lands in the last bin, and one
     of exactly 0 in the first. torchmetrics' bins
     are left-closed instead, ``[(m-1)/M, m/M)``, with 1.0 in an extra (M+1)-th bin.
-    Explained in chapter 8 (Probabilities you can trust).
+
+    The uniform edges are ``np.arange(M + 1) / M``: one correctly rounded division each, so
+    edge m is the double nearest :math:`m/M` and a confidence computed as ``m / M`` is on it
+    and lands in bin m, as in exact arithmetic. ``np.linspace`` (and torchmetrics'
+    ``torch.linspace``) is an ulp off for some m and M: ``5 / 6`` lies above
+    ``np.linspace(0, 1, 7)[5]`` and would land one bin too high. The tests compare every bin
+    with exact rational arithmetic.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
 
     References
     ----------
@@ -174,15 +222,15 @@ def reliability_bins(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15,
     """
     p = _probs(probs)
     y = _labels(labels, p.shape[0], p.shape[1], "probs")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    m = int(n_bins)
+    m = _check_n_bins(n_bins)
+    _option(strategy, "strategy", STRATEGIES)
     conf = p.max(axis=1)
     right = (p.argmax(axis=1) == y).astype(np.float64)
     if strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, m + 1)
+        # k / M in one correctly rounded division: edge k is the double nearest k/M, so a
+        # confidence computed as k/M is on it. (np.linspace is an ulp off for some k, M: with
+        # it 5/6 was above its edge and went one bin too high.)
+        edges = np.arange(m + 1, dtype=np.float64) / m
     else:
         edges = np.quantile(conf, np.linspace(0.0, 1.0, m + 1))
         edges[0], edges[-1] = 0.0, 1.0
@@ -229,6 +277,8 @@ def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int 
     ValueError
         For a bad ``probs``, ``labels``, ``n_bins``, ``norm`` or ``strategy`` (see
         :func:`reliability_bins`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``probs`` is a longdouble array.
     IndexError
         If a label is outside ``[0, C)``.
 
@@ -239,7 +289,7 @@ def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int 
     left-closed bins and puts 1.0 in a bin of its own, so the two differ when a confidence is
     exactly on an edge. ECE is a biased estimate: it is above 0 on finite data even for a
     perfectly calibrated model, and it depends on M; compare values only at the same M and N.
-    Explained in chapter 8 (Probabilities you can trust).
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
 
     References
     ----------
@@ -255,8 +305,7 @@ def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int 
     >>> round(expected_calibration_error(probs, [0, 1, 1, 1], n_bins=5), 4)
     0.25
     """
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    _option(norm, "norm", NORMS)
     return reliability_bins(probs, labels, n_bins, strategy).error(norm)
 
 
@@ -281,13 +330,16 @@ def brier_score(probs: ArrayLike, labels: ArrayLike) -> float:
     ------
     ValueError
         For a bad ``probs`` or ``labels`` (as in :func:`reliability_bins`).
+    TypeError
+        If ``probs`` is a longdouble array.
     IndexError
         If a label is outside ``[0, C)``.
 
     Notes
     -----
     Brier's original score, summed over the C classes (some libraries divide by C or score only
-    the true class). Explained in chapter 8 (Probabilities you can trust).
+    the true class). Explained in chapter 8 (Probabilities you can trust,
+    book/08_calibration.ipynb).
 
     References
     ----------
@@ -347,6 +399,9 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
         no finite positive T minimises the NLL: when every label already has the largest logit
         (the NLL falls all the way to T → 0) or when the logits do no better than the uniform
         distribution (the NLL falls as T → ∞).
+    TypeError
+        If ``rtol`` is not a real number (a bool, a string, None), or ``logits`` is a
+        longdouble array.
     IndexError
         If a label is outside ``[0, C)`` (the message names it and the range).
 
@@ -365,7 +420,7 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
     within a relative ``rtol`` of a zero of the computed slope, and, :math:`f` being flat at its
     minimum, the NLL at T exceeds its minimum by :math:`O(\\mathrm{rtol}^2)` (plus float64
     rounding of the slope, about 1e-16 times the logits' spread).
-    Explained in chapter 8 (Probabilities you can trust).
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
 
     References
     ----------
@@ -383,7 +438,7 @@ def fit_temperature(logits: ArrayLike, labels: ArrayLike, rtol: float = 1e-10) -
     (3.640957, 0.75)
     """
     z, y = _temperature_problem(logits, labels)
-    if not (isinstance(rtol, numbers.Real) and 1e-15 <= rtol < 1):
+    if not 1e-15 <= _number(rtol, "rtol", "a relative tolerance in [1e-15, 1)") < 1:
         raise ValueError(f"rtol must be a number in [1e-15, 1), got {rtol!r}")
     if _nll_slope(z, y, 0.0) >= 0:
         raise ValueError("the logits do no better than uniform guessing on these labels (mean "
@@ -435,18 +490,21 @@ def _bisect_slope_zero(z: np.ndarray, y: np.ndarray, rtol: float) -> float:
 # Focal loss
 # --------------------------------------------------------------------------------------------
 
-def _focal_parts(input: ArrayLike, target: ArrayLike, gamma: float, alpha, reduction: str):
+def _focal_parts(input: ArrayLike, target: ArrayLike, gamma: float, alpha: ArrayLike | None,
+                 reduction: str) -> tuple[np.ndarray, _core.IndexTargets, np.ndarray,
+                                          np.ndarray, np.ndarray, np.ndarray]:
     """Checked rows of logits, targets, log p_t, 1 − p_t and α_t."""
-    x = _checks.logits_array(input)
+    x = _checks.logits_array(input, "input", target)
     num_classes = _checks.class_count(x)
-    t = np.asarray(target)
+    t = _checks.as_array(target, "target")
     _checks.check_index_target(t, x.shape, probabilities_allowed=False)
     _checks.check_reduction(reduction)
-    if not isinstance(gamma, numbers.Real) or isinstance(gamma, bool) or not (
-            math.isfinite(gamma) and gamma >= 0):
+    g = _number(gamma, "gamma", "the focusing parameter, >= 0")
+    if not (math.isfinite(g) and g >= 0):
         raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
     if alpha is not None:
-        a = np.asarray(alpha)
+        a = _checks.as_array(alpha, "alpha")
+        _checks.check_float_dtype(a, "alpha")
         if a.ndim == 0:
             raise ValueError(
                 "alpha must be None or one weight per class, shape (C,); a scalar alpha (Lin et "
@@ -499,6 +557,9 @@ def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     ValueError
         For integer logits, a target of the wrong dtype or shape, an unknown reduction, a
         negative or non-finite ``gamma``, or an ``alpha`` that is not C non-negative weights.
+    TypeError
+        If ``gamma`` is not a real number (a bool, a string, None), or ``input`` or ``alpha``
+        is a longdouble array.
     IndexError
         If a target is outside ``[0, C)``.
 
@@ -510,7 +571,7 @@ def focal_loss(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     for the extreme foreground/background imbalance of dense object detection (RetinaNet), and
     Mukhoti et al. (2020) found that it also leaves networks better calibrated than
     cross-entropy. Its gradient is :func:`focal_loss_grad`.
-    Explained in chapter 8 (Probabilities you can trust).
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
 
     References
     ----------
@@ -562,7 +623,14 @@ def focal_loss_grad(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     :math:`\\gamma = 0` and falls towards 0 as :math:`p_t \\to 1` (:math:`\\log p_t / (1-p_t)`
     tends to -1 there, and is evaluated as that limit at :math:`p_t = 1`). Checked against
     torch autograd in the tests.
-    Explained in chapter 8 (Probabilities you can trust).
+
+    Where :math:`p_t` underflows to 0 (:math:`\\log p_t = -\\infty`, a logit some 1e308 from
+    the others, or an infinite one), :math:`p_t \\log p_t / (1-p_t)` is taken as its limit 0,
+    so the gradient is :math:`\\alpha_y (q - e_y)`, finite, as cross-entropy's is. A deliberate
+    difference from torch autograd on the written-out loss, which gives nan there for
+    :math:`\\gamma > 0` (it multiplies 0 by inf); for :math:`\\gamma = 0` both give
+    :math:`q - e_y`.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
 
     Examples
     --------
@@ -575,7 +643,10 @@ def focal_loss_grad(input: ArrayLike, target: ArrayLike, gamma: float = 2.0,
     pt = np.exp(logpt)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(one_minus > 0, logpt / one_minus, -1.0)
-    s = at * one_minus ** gamma * (1.0 - gamma * pt * ratio)
+    # p_t log p_t / (1 - p_t) tends to 0 as p_t -> 0: where p_t underflowed (log p_t = -inf,
+    # a logit beyond float64's range of the others) its limit, not 0 * inf = nan
+    pt_ratio = np.where(pt > 0, pt * np.where(pt > 0, ratio, 0.0), 0.0)
+    s = at * one_minus ** gamma * (1.0 - gamma * pt_ratio)
     g = np.exp(logp)
     g[np.arange(len(targets.classes)), targets.classes] -= 1.0
     g *= s[:, None]

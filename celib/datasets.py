@@ -230,8 +230,8 @@ def read_idx(path: StrPath) -> np.ndarray:
     Notes
     -----
     No checksum is verified, so this also reads IDX files that are not MNIST;
-    :func:`load_mnist` adds the MNIST-specific checks. Explained in chapter 7
-    (The MNIST label-index question), which reads a label file byte by byte.
+    :func:`load_mnist` adds the MNIST-specific checks. Explained in chapter 7 (The MNIST label-index
+    question, book/07_mnist_labels.ipynb), which reads a label file byte by byte.
 
     Examples
     --------
@@ -456,8 +456,8 @@ def load_mnist(
     replaced: delete it to have it downloaded again. Nothing is written to
     ``root`` when the files are present, so it may be read-only. Downloads go
     to a temporary file in ``root`` that is renamed into place only after it
-    passed every check and is deleted on any failure. Explained in chapter 7
-    (The MNIST label-index question).
+    passed every check and is deleted on any failure. Explained in chapter 7 (The MNIST label-index
+    question, book/07_mnist_labels.ipynb).
 
     Examples
     --------
@@ -509,8 +509,8 @@ def load_mnist_labels(
     Notes
     -----
     Useful offline, where the 60,000 training labels are at hand but the
-    training images are not. Explained in chapter 7 (The MNIST label-index
-    question).
+    training images are not. Explained in chapter 7 (The MNIST label-index question,
+    book/07_mnist_labels.ipynb).
 
     Examples
     --------
@@ -564,7 +564,8 @@ def stratified_split(
     in two that uses all the data; a later part of a split in three or more can miss by a little
     more, since each part rounds what the earlier ones left. Splitting by
     position instead (the first 8,000 images for training) is not a random split: the MNIST
-    test file is ordered by writer population (see chapter 7, The MNIST label-index question).
+    test file is ordered by writer population (see chapter 7: The MNIST label-index question,
+    book/07_mnist_labels.ipynb).
 
     Examples
     --------

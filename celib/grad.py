@@ -7,7 +7,7 @@ The whole chapter fits in one line: for logits :math:`z`, the model :math:`q =
 
 :func:`cross_entropy_grad` adds what the options do to it (weights, ``ignore_index``, label
 smoothing, the mean's denominator) and agrees with torch autograd on every one of them.
-Chapter 6 (Gradients) derives it.
+Chapter 6 (Gradients, book/06_gradients.ipynb) derives it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from numpy.typing import ArrayLike
 from . import _checks, _core, _kernels
 from ._layout import contiguous_rows, rows, unrows
 from ._linear import linear_cross_entropy_grad  # chapter 9; defined with its forward
-from .functional import softmax
+from .functional import (BCE_GRAD_EPSILON, _bce_problem, _kl_problem, _MarginProblem,
+                         _sum_to_shape, softmax)
 
-__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad", "linear_cross_entropy_grad"]
+__all__ = ["cross_entropy_grad", "softmax_jacobian", "numerical_grad", "linear_cross_entropy_grad",
+           "kl_div_grad", "binary_cross_entropy_grad", "multi_margin_loss_grad"]
 
 
 def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
@@ -57,12 +59,14 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
 
     which is :math:`q - p` with :math:`p = (1-\\varepsilon)e_y + \\varepsilon/C` when unweighted.
     For probability targets :math:`p`, :math:`g_i = (\\sum_c w_c p_c)\\,q - w \\odot p`.
-    Ignored elements get 0; ``'mean'`` divides by the same denominator as the loss. When every
-    target is ignored the gradient is 0 (torch autograd gives the same), although the loss is
-    ``nan``; when the kept targets all have weight 0, it is ``nan`` like torch's. Without
-    weights, each row of the gradient sums to 0.
+    Ignored elements get 0 (nan where their softmax is nan, as autograd's :math:`0\\cdot`nan);
+    ``'mean'`` divides by the same denominator as the loss. When every target is ignored the
+    gradient is 0 (torch autograd gives the same), although the loss is ``nan``; when the kept
+    weights sum to exactly 0, it is what autograd gives with :math:`1/0 = \\infty` (nan rows
+    for weights that are all 0, ±inf and nan for weights that cancel). Without weights, each
+    row of the gradient sums to 0.
 
-    Explained in chapter 6 (Gradients).
+    Explained in chapter 6 (Gradients, book/06_gradients.ipynb).
 
     Examples
     --------
@@ -70,14 +74,14 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
     >>> cross_entropy_grad([[2.0, 1.0, 0.1]], [0]).round(4)  # softmax - one_hot
     array([[-0.341 ,  0.2424,  0.0986]])
     """
-    x = _checks.logits_array(input, "input")
+    x = _checks.logits_array(input, "input", target)
     num_classes = _checks.class_count(x)
     work = x.astype(_checks.compute_dtype(x.dtype), copy=False)
     opts = _checks.cross_entropy_options(num_classes, work.dtype, weight, ignore_index, reduction,
-                                         label_smoothing)
+                                         label_smoothing, input_dtype=x.dtype)
     w, epsilon, reduction = opts.weight, opts.label_smoothing, opts.reduction
     weights = np.ones(num_classes, work.dtype) if w is None else w
-    t = np.asarray(target)
+    t = _checks.as_array(target, "target")
 
     if _core.is_probability_target(t, x.shape):
         _checks.refuse_ignore_index_with_probabilities(opts.ignore_index)
@@ -88,23 +92,15 @@ def cross_entropy_grad(input: ArrayLike, target: ArrayLike, weight: ArrayLike | 
         g = np.sum(wp, axis=1, keepdims=True) * q - wp
         return _finish(g, p_targets, reduction, x)
 
-    _checks.check_index_target(t, x.shape)
+    _checks.check_index_target(t, x.shape, options=opts)
     targets = _core.index_targets(t, num_classes, opts.ignore_index, w)
     r = contiguous_rows(rows(work))
-    if num_classes == 0 or _core.nan_rows(targets, reduction) is not None:
-        # Rare cases, kept in their plain form: nothing to normalise over, or a 'mean' whose
-        # denominator is 0 (see _finish for what autograd does there).
-        target_weight = (np.where(targets.ignored, 0, 1) if targets.weights is None
-                         else targets.weights).astype(work.dtype)
-        q = softmax(r, axis=1)
-        g = q.copy()
-        g[np.arange(len(targets.classes)), targets.classes] -= 1
-        keep, spread = _core.smoothing_coefficients(epsilon, num_classes)
-        g *= keep * target_weight[:, None]
-        if epsilon > 0:
-            g += spread * (weights.sum() * q - weights)
-        g[targets.ignored] = 0
-        return _finish(g, targets, reduction, x)
+    if num_classes == 0:  # an (M, 0) gradient: nothing to compute
+        return np.zeros(x.shape, x.dtype)
+    if _core.nan_rows(targets, reduction) is not None:
+        # Rare: a 'mean' whose denominator is 0, where torch's autograd divides by 0 (_core).
+        g = _core.zero_denominator_gradient(softmax(r, axis=1), targets, w, epsilon)
+        return unrows(g, x.shape).astype(x.dtype, copy=False)
     # One pass per row block, in float64: g = c_i·(q - e_y) + s·(Σw·q - w), with
     # c_i = (1 - ε)·w_y·scale and s = (ε/C)·scale, scale = 1/denominator for 'mean'.
     scale = _core.gradient_scale(targets, reduction)
@@ -141,7 +137,7 @@ def softmax_jacobian(z: ArrayLike) -> np.ndarray:
 
     Notes
     -----
-    Explained in chapter 6 (Gradients).
+    Explained in chapter 6 (Gradients, book/06_gradients.ipynb).
 
     Examples
     --------
@@ -153,7 +149,7 @@ def softmax_jacobian(z: ArrayLike) -> np.ndarray:
     a = _checks.float_array(z, "z")
     if a.ndim != 1:
         raise ValueError(
-            f"softmax_jacobian takes one logit vector of shape (C,), got shape {a.shape}")
+            f"z must be one logit vector of shape (C,) (softmax_jacobian), got shape {a.shape}")
     s = softmax(a)
     return np.diag(s) - np.outer(s, s)
 
@@ -176,10 +172,17 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 
     numpy.ndarray of float64
         :math:`(f(x + h e_k) - f(x - h e_k)) / 2h` for every entry k, in ``x``'s shape.
 
+    Raises
+    ------
+    TypeError
+        ``f`` not callable; ``eps`` not a number (a bool, a string).
+    ValueError
+        ``eps`` not finite or not > 0; ``x`` ragged or not real.
+
     Notes
     -----
     Costs two calls of ``f`` per entry of ``x``: for checking, not for training.
-    Explained in chapter 6 (Gradients).
+    Explained in chapter 6 (Gradients, book/06_gradients.ipynb).
 
     Examples
     --------
@@ -188,9 +191,10 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 
     >>> numerical_grad(lambda v: float(np.sum(v ** 2)), [1.0, -2.0]).round(6)
     array([ 2., -4.])
     """
-    if eps <= 0:
-        raise ValueError(f"eps must be positive, got {eps}")
-    point = np.array(x, dtype=np.float64)
+    if not callable(f):
+        raise TypeError(f"f must be a callable that maps an array to a number, got {f!r}")
+    eps = _checks.check_positive_number(eps, "eps")
+    point = _checks.float_array(x, "x").astype(np.float64)  # a copy: it is perturbed
     grad = np.zeros_like(point)
     flat_point, flat_grad = point.reshape(-1), grad.reshape(-1)
     for k in range(flat_point.size):
@@ -204,3 +208,159 @@ def numerical_grad(f: Callable[[np.ndarray], float], x: ArrayLike, eps: float = 
     return grad
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Gradients of kl_div, binary_cross_entropy and multi_margin_loss, as torch's autograd gives
+# them (for reduction='none', of the sum of the losses, as above). They parse their arguments
+# exactly as their forwards do.
+# --------------------------------------------------------------------------------------------
+
+def kl_div_grad(input: ArrayLike, target: ArrayLike, reduction: str = "mean",
+                log_target: bool = False) -> np.ndarray:
+    """Gradient of :func:`celib.functional.kl_div` with respect to its input (:math:`\\log q`).
+
+    Parameters
+    ----------
+    input, target, reduction, log_target
+        As in :func:`celib.functional.kl_div`, with the same checks, errors and warning.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's shape and dtype.
+
+    Notes
+    -----
+    The loss is linear in the input: :math:`\\partial \\ell_i / \\partial \\log q_i = -p_i`
+    (:math:`-e^{t_i}` for ``log_target=True``), whatever the input, so the gradient is finite
+    even where the loss is nan because the input is :math:`-\\infty`; divided by the number of
+    elements for 'mean', by ``input.shape[0]`` for 'batchmean'. A target that broadcasts
+    against a smaller input is summed over the broadcast axes, as autograd does.
+
+    Explained with the loss in chapter 1 (Entropy, book/01_entropy.ipynb), which relates the
+    divergence to cross-entropy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from celib.grad import kl_div_grad
+    >>> kl_div_grad(np.log([[0.25, 0.75]]), np.array([[0.5, 0.5]]), reduction="batchmean")
+    array([[-0.5, -0.5]])
+    """
+    problem = _kl_problem(input, target, reduction, log_target)
+    with np.errstate(over="ignore"):  # exp of a large log target: inf, as in torch
+        per_element = -(np.exp(problem.target) if problem.log_target else problem.target)
+    g = np.broadcast_to(per_element, problem.elements.shape)
+    scale = _core.gradient_scale(problem.elements, problem.reduction)
+    g = _sum_to_shape(g.astype(np.float64) * scale, problem.log_q.shape)
+    with np.errstate(over="ignore"):
+        return g.astype(problem.input_dtype, copy=False)
+
+
+def binary_cross_entropy_grad(input: ArrayLike, target: ArrayLike,
+                              weight: ArrayLike | None = None,
+                              reduction: str = "mean") -> np.ndarray:
+    """Gradient of :func:`celib.functional.binary_cross_entropy` with respect to its input
+    (the probabilities).
+
+    Parameters
+    ----------
+    input, target, weight, reduction
+        As in :func:`celib.functional.binary_cross_entropy`, with the same checks and errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's shape and dtype.
+
+    Notes
+    -----
+    torch's backward, not the derivative of the clamped loss:
+
+    .. math::
+
+        \\frac{\\partial \\ell}{\\partial x} = w\\,\\frac{x - t}{\\max\\big(x (1 - x),
+        10^{-12}\\big)},
+
+    divided by the number of elements for 'mean'. Where the log is clamped at :math:`-100`
+    (at :math:`x = 0` or 1, or within about :math:`e^{-100}` of them) the clamped loss is flat,
+    but this gradient is huge: :math:`\\pm 10^{12}` at :math:`x = 0` or 1 with the other label.
+    At :math:`x = t \\in \\{0, 1\\}` it is 0.
+
+    Explained with the loss in chapter 3 (Targets: class indices, one-hot vectors and
+    probabilities, book/03_targets.ipynb).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from celib.grad import binary_cross_entropy_grad
+    >>> binary_cross_entropy_grad(np.array([0.5, 0.0]), np.array([1.0, 1.0]), reduction="sum")
+    array([-2.e+00, -1.e+12])
+    """
+    problem = _bce_problem(input, target, weight, reduction)
+    q, t = problem.q, problem.target
+    g = (q - t) / np.maximum(q * (1 - q), q.dtype.type(BCE_GRAD_EPSILON))
+    if problem.weight is not None:
+        with np.errstate(invalid="ignore"):  # an inf weight on a gradient of 0: nan, as torch
+            g = g * problem.weight
+    g = g * _core.gradient_scale(problem.elements, reduction)
+    with np.errstate(over="ignore"):
+        return g.astype(problem.dtype, copy=False)
+
+
+def multi_margin_loss_grad(input: ArrayLike, target: ArrayLike, p: int = 1, margin: float = 1.0,
+                           weight: ArrayLike | None = None,
+                           reduction: str = "mean") -> np.ndarray:
+    """Gradient of :func:`celib.functional.multi_margin_loss` with respect to its input.
+
+    Parameters
+    ----------
+    input, target, p, margin, weight, reduction
+        As in :func:`celib.functional.multi_margin_loss`, with the same checks and errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        The input's shape and dtype.
+
+    Notes
+    -----
+    With :math:`z_{ij} = \\text{margin} - x_{i,y} + x_{i,j}` for :math:`j \\ne y = y_i`, a term
+    counts where :math:`z_{ij} > 0`, and then
+
+    .. math::
+
+        \\frac{\\partial \\ell_i}{\\partial x_{i,j}} = \\frac{w_y}{C}\\, p\\, z_{ij}^{p-1},
+        \\qquad \\frac{\\partial \\ell_i}{\\partial x_{i,y}} = -\\sum_{j \\ne y}
+        \\frac{\\partial \\ell_i}{\\partial x_{i,j}},
+
+    divided by N for 'mean'. At the kink :math:`z_{ij} = 0` the subgradient taken is 0, as
+    torch's; a nan slack counts 0 too. So a row whose true score leads every other by at least
+    the margin has a zero gradient: the example stops pulling on the weights.
+
+    Explained with the loss in chapter 6 (Gradients, book/06_gradients.ipynb), beside the
+    cross-entropy's gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from celib.grad import multi_margin_loss_grad
+    >>> multi_margin_loss_grad(np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([3]))
+    array([[ 0.25,  0.25,  0.25, -0.75]])
+    >>> multi_margin_loss_grad(np.array([[1.0, 0.0, 0.0]]), np.array([0]))  # at the kink
+    array([[0., 0., 0.]])
+    """
+    problem = _MarginProblem(input, target, p, margin, weight, reduction)
+    z, active = problem.slack()
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = np.where(active, 1.0 if problem.power == 1 else 2 * z, 0.0)
+        w = problem.target_weight()
+        if w is not None:
+            g = np.where(active, g * w, 0.0)
+        picked = np.arange(len(g))
+        g[picked, problem.classes] = 0.0 - g.sum(axis=1)  # +0.0 when no term counts, as torch
+    num_classes = problem.rows.shape[1]
+    g = g * (_core.gradient_scale(problem.elements, reduction) / num_classes)
+    with np.errstate(over="ignore"):
+        return g.reshape(problem.shape).astype(problem.dtype, copy=False)

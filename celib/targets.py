@@ -1,24 +1,25 @@
 """Check class-index targets before training: the mistakes that cost an afternoon, caught in one
 call.
 
-A class-index target for ``cross_entropy`` is an ``int64`` (or ``uint8``) array of values in
-``[0, C)``, with the logits' shape minus the class axis. Labels often arrive in some other form:
-1-based (Lua Torch, MATLAB/Octave, SVHN), as floats or ``int32`` after a round trip through
-another library, one-hot encoded, or with a trailing axis of size 1. PyTorch rejects most of
-these with a terse message, or, worse, accepts them: 1-based labels with one spare output
-train without any error and every prediction is off by one.
+A class-index target for ``cross_entropy`` is an ``int64`` array (``uint8`` too for logits of
+shape (C,) or (N, C)) of values in ``[0, C)``, with the logits' shape minus the class axis.
+Labels often arrive in some other form: 1-based (Lua Torch, MATLAB/Octave, SVHN), as floats
+or ``int32`` after a round trip through another library, one-hot encoded, or with a trailing
+axis of size 1. PyTorch rejects most of these with a terse message, or, worse, accepts them:
+1-based labels with one spare output train without any error and every prediction is off by
+one.
 
 :func:`check_targets` looks at the whole label set once, before training starts, and either
 raises with a message that names the problem *and* the fix, or returns a
 :class:`TargetSummary` (the validated ``int64`` labels and the count of every class). A class
 that never occurs is not an error but gets a :class:`TargetWarning`.
 
-Chapter 7 (The MNIST label-index question) explains every check on the real MNIST labels.
-"""
+Chapter 7 (The MNIST label-index question, book/07_mnist_labels.ipynb) explains every check on the
+real MNIST labels. """
 
 from __future__ import annotations
 
-import operator
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from numpy.typing import ArrayLike
 from . import _checks
 
 __all__ = ["check_targets", "TargetSummary", "TargetWarning"]
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 # How many distinct offending values a message lists before it says "and k more".
 _MAX_LISTED = 5
@@ -164,7 +167,8 @@ def _rows_message(t: np.ndarray, num_classes: int) -> str:
 
 
 def _dtype_problem(t: np.ndarray) -> str | None:
-    """The message for a numeric dtype torch refuses as class indices, or None if it is fine."""
+    """The message for a numeric dtype torch refuses as class indices at every input rank, or
+    None (uint8, refused for K-dimensional input only, is :func:`_byte_problem`'s)."""
     if t.dtype in _checks.INDEX_DTYPES:
         return None
     torch_name = {
@@ -207,7 +211,8 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
         the class axis (axis 1, or 0 for 1-D logits). Without it, any shape is accepted except
         the ones below.
     ignore_index : int, default -100
-        Targets equal to it are skipped, as in ``cross_entropy`` (whose default it is).
+        Targets equal to it are skipped, as in ``cross_entropy`` (whose default it is). An
+        integer (a numpy integer too); a float, a string or a bool is a TypeError.
     warn_missing : bool, default True
         Warn (:class:`TargetWarning`) when a class never occurs. Turn it off for a single
         small batch, where missing classes are normal.
@@ -225,11 +230,18 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
         counts and the range, and recognizes **1-based labels** (values 1 to C with no 0: the
         Lua Torch, MATLAB/Octave and SVHN convention), suggesting ``target - 1``, or
         ``target % C`` when label C stands for class 0 (SVHN, Andrew Ng's ex3).
+        A float or uint64 value too large for int64 is out of range too.
     ValueError
-        A dtype torch refuses (float, int32, bool, ...); a one-hot, multi-hot or probability
-        target of shape (N, C) passed where class indices are expected; a trailing axis of
-        size 1, shape (N, 1); a target whose shape does not match ``input``, or ``input``
-        with another number of classes than ``num_classes``; ``num_classes`` < 1.
+        A dtype torch refuses (float, int32, bool, uint8 for K-dimensional logits, ...); a
+        one-hot, multi-hot or probability target of shape (N, C) passed where class indices
+        are expected; a trailing axis of size 1, shape (N, 1); a target whose shape does not
+        match ``input``, or ``input`` with another number of classes than ``num_classes``;
+        ``num_classes`` < 1 or above 2**63 - 1; a ragged ``target`` or ``input``.
+    TypeError
+        ``num_classes`` or ``ignore_index`` that is not an integer (a bool, a float, a
+        string, None), or ``warn_missing`` that is not a bool.
+    MemoryError
+        A ``num_classes`` whose per-class ``counts`` cannot be allocated (C int64 values).
 
     Warns
     -----
@@ -253,10 +265,26 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
     array with several problems (say SVHN labels read from MATLAB: shape (N, 1), values 1 to
     10) gets them all in one message, numbered; the exception's type is the first problem's.
 
-    ``uint8`` labels (MNIST's own dtype) are valid: torch accepts Long and Byte targets. The
-    returned ``target`` is int64 either way.
+    Which dtypes torch 2.13 takes as class indices (``cross_entropy`` and ``nll_loss``),
+    measured in the tests against torch at every rank: int64 always; uint8 (MNIST's own dtype)
+    only for logits of shape (C,) or (N, C), that is for a target of at most one dimension; for
+    K-dimensional logits torch raises 'expected scalar type Long but found Byte', so a uint8
+    segmentation mask is refused here with the fix, ``target.astype(np.int64)``. Every other
+    dtype is refused at every rank. The returned ``target`` is int64 either way.
 
-    Explained in chapter 7 (The MNIST label-index question).
+    Deliberate differences from torch, each pinned by a test:
+
+    - An *empty* uint8 K-dimensional target is refused; torch takes it with 'mean' and 'sum'
+      (which return early on an empty batch) but not with 'none'. check_targets knows no
+      reduction, and a uint8 mask that works only while it is empty is a bug waiting.
+    - uint8 class indices with both ``label_smoothing`` > 0 and a class ``weight`` fail in
+      torch (its ``gather`` wants int64); check_targets takes neither option and accepts them.
+      Convert to int64 to be safe everywhere.
+
+    ``ignore_index`` must be an integer, as in torch, which raises a TypeError for a float, a
+    bool or a string there too.
+
+    Explained in chapter 7 (The MNIST label-index question, book/07_mnist_labels.ipynb).
 
     Examples
     --------
@@ -300,8 +328,9 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
     ((0,), 'TargetWarning')
     """
     c = _check_num_classes(num_classes)
-    ignore = operator.index(ignore_index)
-    t = np.asarray(target)
+    ignore = _check_ignore_index(ignore_index)
+    warn = _checks.check_bool(warn_missing, "warn_missing")
+    t = _checks.as_array(target, "target")
     input_shape = _check_input(input, c)
     _check_value_kind(t)  # bool, complex, strings: refused at once
     _check_not_rows_of_classes(t, c, input_shape)  # one-hot and friends: refused at once
@@ -309,16 +338,16 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
     problems = _Problems()  # shape, dtype and value problems are collected, then raised together
     t = _check_shape(t, input_shape, problems)
     _check_whole_numbers(t, c)
-    _check_dtype(t, problems)
-    values = t.astype(np.int64)
+    _check_dtype(t, input_shape, problems)
+    values = _int64_values(t, c, problems)
     ignored = values == ignore
     kept = values[~ignored]
     _check_range(kept, c, ignore, problems)
     problems.raise_if_any()
 
-    counts = np.bincount(kept, minlength=c).astype(np.int64)
+    counts = _class_counts(kept, c)
     missing = tuple(int(k) for k in np.flatnonzero(counts == 0))
-    if warn_missing and missing and kept.size:
+    if warn and missing and kept.size:
         _warn_missing(missing, kept, c)
     return TargetSummary(target=values, num_classes=c, counts=counts,
                          num_ignored=int(ignored.sum()), missing=missing)
@@ -328,32 +357,50 @@ def check_targets(target: ArrayLike, num_classes: int, *, input: Any = None,
 # The checks composed by check_targets, in the order it runs them
 # --------------------------------------------------------------------------------------------
 
+def _integer(value: Any, name: str, meaning: str) -> int:
+    """``value`` as a Python int: an integer (numpy integers too), never a bool, a float or a
+    string, each of which is a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer ({meaning}), got {value!r} "
+                        f"of type {type(value).__name__}")
+    return int(value)
+
+
 def _check_num_classes(num_classes: int) -> int:
-    """C as a Python int >= 1 (an integer, not a bool)."""
-    try:
-        if isinstance(num_classes, (bool, np.bool_)):
-            raise TypeError
-        c = operator.index(num_classes)
-    except TypeError:
-        raise ValueError("num_classes must be an integer (the number of logits), "
-                         f"got {num_classes!r}") from None
+    """C as a Python int in [1, 2**63 - 1]: torch's class indices are int64, so no larger C can
+    be indexed (and the per-class ``counts`` could not be allocated)."""
+    c = _integer(num_classes, "num_classes", "the number of logits")
     if c < 1:
-        raise ValueError(f"num_classes must be at least 1, got {c}")
+        raise ValueError(f"num_classes must be at least 1, got {num_classes!r}")
+    if c > _INT64_MAX:
+        raise ValueError(
+            f"num_classes must be at most 2**63 - 1 = {_INT64_MAX} (class indices are int64, "
+            f"as in torch), got {num_classes!r}")
     return c
+
+
+def _check_ignore_index(ignore_index: int) -> int:
+    """``ignore_index`` as a Python int; a float (no class index equals 1.5), a string or a bool
+    is a TypeError, as an int-only argument of torch's."""
+    return _integer(ignore_index, "ignore_index",
+                    "a class index to skip, -100 by default")
 
 
 def _check_input(input: Any, c: int) -> tuple[int, ...] | None:
     """The logits' shape (None without ``input``), after checking that it has C classes."""
     if input is None:
         return None
-    input_shape = tuple(int(s) for s in np.shape(input))
+    shape = getattr(input, "shape", None)  # a tensor or an array: its shape, without a copy
+    input_shape = tuple(int(s) for s in (shape if shape is not None else
+                                         _checks.as_array(input, "input").shape))
     if len(input_shape) == 0:
         raise ValueError("input must have a class axis: shape (C,), (N, C) or "
                          "(N, C, d1, ..., dK); got a 0-d array")
-    input_c = _checks.class_count(np.empty(input_shape, dtype=np.uint8))
+    # a view of one byte with the logits' shape: class_count reads the shape, allocating nothing
+    input_c = _checks.class_count(np.broadcast_to(np.uint8(0), input_shape))
     if input_c != c:
         raise ValueError(
-            f"the logits have C = {input_c} classes (shape {input_shape}, class axis "
+            f"input (the logits) has C = {input_c} classes (shape {input_shape}, class axis "
             f"{0 if len(input_shape) == 1 else 1}) but num_classes = {c}: the model's number "
             f"of outputs must be the number of classes."
         )
@@ -369,7 +416,7 @@ def _check_value_kind(t: np.ndarray) -> None:
             "logit per sample use binary_cross_entropy_with_logits with target.astype(np.float32)."
         )
     if t.dtype.kind not in "iuf":
-        raise ValueError(f"class indices must be integers, got dtype {t.dtype}")
+        raise ValueError(f"target of dtype {t.dtype}: class indices must be integers")
 
 
 def _check_not_rows_of_classes(t: np.ndarray, c: int, input_shape: tuple[int, ...] | None) -> None:
@@ -393,8 +440,9 @@ def _check_shape(t: np.ndarray, input_shape: tuple[int, ...] | None,
                     f"expected, multi-target not supported')."))
                 return t.reshape(expected)
             raise ValueError(
-                f"expected a class-index target of shape {expected} for logits of shape "
-                f"{input_shape} (the logits' shape without the class axis), got shape {t.shape}")
+                f"expected a class-index target of shape {expected} for input (logits) of "
+                f"shape {input_shape} (the input's shape without the class axis), got shape "
+                f"{t.shape}")
     elif t.ndim == 2 and t.shape[1] == 1:
         problems.add(ValueError, (
             f"shape {t.shape} has a trailing axis of size 1 (a column vector, as MATLAB and "
@@ -423,11 +471,56 @@ def _check_whole_numbers(t: np.ndarray, c: int) -> None:
             f"one row per sample of shape (N, {c}) and go to cross_entropy as they are.")
 
 
-def _check_dtype(t: np.ndarray, problems: _Problems) -> None:
-    """A dtype torch refuses as class indices (anything but int64 and uint8) is a problem."""
-    message = _dtype_problem(t)
+def _check_dtype(t: np.ndarray, input_shape: tuple[int, ...] | None,
+                 problems: _Problems) -> None:
+    """A dtype torch refuses as class indices is a problem: anything but int64 and uint8, and
+    uint8 too for K-dimensional logits (a target of 2 or more dimensions)."""
+    message = _dtype_problem(t) or _byte_problem(t, input_shape)
     if message is not None:
         problems.add(ValueError, message)
+
+
+def _byte_problem(t: np.ndarray, input_shape: tuple[int, ...] | None) -> str | None:
+    """torch 2.13 takes Byte targets for logits of shape (C,) or (N, C) only: its
+    K-dimensional kernel (nll_loss2d, and the reshape path for K != 1) raises 'expected scalar
+    type Long but found Byte'. The target's rank tells the logits' (one more: a class axis)."""
+    if t.dtype not in _checks.INDEX_DTYPES or t.dtype in _checks.index_dtypes(t.ndim + 1):
+        return None
+    logits = f"logits of shape {input_shape}" if input_shape else "K-dimensional logits"
+    return (
+        f"dtype uint8 with a target of shape {t.shape}: torch takes uint8 (Byte) class indices "
+        f"only for logits of shape (C,) or (N, C); with {logits} it raises 'expected scalar "
+        f"type Long but found Byte'. Convert with target.astype(np.int64) (torch: "
+        f"target.long())."
+    )
+
+
+def _int64_values(t: np.ndarray, c: int, problems: _Problems) -> np.ndarray:
+    """The targets as int64. A whole-number float or a uint64 beyond int64's range cannot be
+    cast (it would wrap, or be undefined): it is out of range, an IndexError naming it."""
+    too_large = None
+    if t.dtype.kind == "f":
+        too_large = np.abs(t.astype(np.float64)) >= 2.0 ** 63
+    elif t.dtype == np.uint64:
+        too_large = t > _INT64_MAX
+    if too_large is not None and np.any(too_large):
+        value = t[too_large].flat[0]
+        problems.add(IndexError, (
+            f"Target {value} is out of bounds: class indices must be in [0, {c}) for "
+            f"num_classes = {c} (and fit in int64, as in torch)."))
+        problems.raise_if_any()
+    return t.astype(np.int64)
+
+
+def _class_counts(kept: np.ndarray, c: int) -> np.ndarray:
+    """How many kept targets hold each class: an int64 array of length C."""
+    try:
+        return np.bincount(kept, minlength=c).astype(np.int64, copy=False)
+    except (MemoryError, ValueError):  # numpy: "Unable to allocate" or "array is too big"
+        raise MemoryError(
+            f"num_classes = {c} is too large for check_targets: the count of every class "
+            f"needs an array of {c} int64 ({c * 8 / 2**30:.3g} GiB)"
+        ) from None
 
 
 def _check_range(kept: np.ndarray, c: int, ignore: int, problems: _Problems) -> None:

@@ -10,9 +10,9 @@ accuracy and memory claims, each defined once, with one meaning.
 - :func:`traced_peak`: the peak memory a call allocates beyond what existed before it, as
   ``tracemalloc`` sees it, and the call's result.
 
-Chapter 5 (Numerical stability) explains the ulp and the exact references, chapter 9
-(Cross-entropy at LLM scale) the memory peak; the accuracy benchmark (``python -m
-benchmarks.accuracy``) and the performance appendix use all of them.
+Chapter 5 (Numerical stability, book/05_numerical_stability.ipynb) explains the ulp and the exact
+references, chapter 9 (Cross-entropy at LLM scale, book/09_llm_scale.ipynb) the memory peak; the
+accuracy benchmark (``python -m benchmarks.accuracy``) and the performance appendix use all of them.
 
 Only numpy is imported with this module. The exact references, and :func:`ulp` and
 :func:`ulp_error` when they are given mpmath numbers, need `mpmath <https://mpmath.org>`_, which
@@ -154,7 +154,7 @@ def ulp(x: ArrayLike, dtype: DTypeLike) -> np.ndarray:
     below 1 rounds to 1.0, whose ``np.spacing`` is the gap *above* 1, twice the gap
     :math:`2^{-p}` below it in which :math:`v` lies. This function returns the gap below.
 
-    Explained in chapter 5 (Numerical stability).
+    Explained in chapter 5 (Numerical stability, book/05_numerical_stability.ipynb).
 
     References
     ----------
@@ -294,7 +294,7 @@ def ulp_error(computed: ArrayLike, exact: ArrayLike,
     a float64 result near the subnormal range comes out wrong by up to half an ulp. mpmath
     numbers have no such limit.
 
-    Explained in chapter 5 (Numerical stability).
+    Explained in chapter 5 (Numerical stability, book/05_numerical_stability.ipynb).
 
     References
     ----------
@@ -392,8 +392,9 @@ def exact_logsumexp(x: ArrayLike, *, digits: int = DIGITS) -> mpmath.mpf:
     The log-sum-exp is :math:`m + \\operatorname{log1p}(s)`: it cancels only when it is
     close to 0, and is then still exact to ``digits`` digits of :math:`|m|`.
 
-    Explained in chapter 5 (Numerical stability); chapter 9 (Cross-entropy at LLM scale)
-    measures the online log-sum-exp against it.
+    Explained in chapter 5 (Numerical stability, book/05_numerical_stability.ipynb); chapter 9
+    (Cross-entropy at LLM scale, book/09_llm_scale.ipynb) measures the online log-sum-exp against
+    it.
 
     References
     ----------
@@ -448,7 +449,7 @@ def exact_log_softmax(x: ArrayLike, *, digits: int = DIGITS) -> np.ndarray:
     The log-softmax is :math:`d_i - \\operatorname{log1p}(s)`, two non-positive terms: nothing
     cancels.
 
-    Explained in chapter 5 (Numerical stability).
+    Explained in chapter 5 (Numerical stability, book/05_numerical_stability.ipynb).
 
     References
     ----------
@@ -512,9 +513,9 @@ def exact_cross_entropy(x: ArrayLike, target: int, *, digits: int = DIGITS) -> m
     and the tiny loss of a confident correct prediction keeps every digit. The textbook
     :math:`\\log \\sum_j e^{x_j} - x_y` cancels it away: for :math:`x = (1000, 0)` and
     :math:`y = 0` the loss is about :math:`e^{-1000} \\approx 10^{-434}`, and 50 digits are not
-    enough to see it (chapter 5).
+    enough to see it (chapter 5: Numerical stability, book/05_numerical_stability.ipynb).
 
-    Explained in chapter 5 (Numerical stability).
+    Explained in chapter 5 (Numerical stability, book/05_numerical_stability.ipynb).
 
     References
     ----------
@@ -569,7 +570,7 @@ def traced_peak(call: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> t
     afterwards, but its peak is reset; otherwise tracing starts and stops around the call,
     which slows the call down: time it separately.
 
-    Explained in chapter 9 (Cross-entropy at LLM scale).
+    Explained in chapter 9 (Cross-entropy at LLM scale, book/09_llm_scale.ipynb).
 
     References
     ----------

@@ -88,8 +88,9 @@ def assert_close(actual, expected, dtype=None, *, rtol=None, atol=None, check_dt
     )
 
 
-# Class-index target dtypes: torch accepts Long (int64) and Byte (uint8) and refuses the rest
-# ("expected target dtype to be Long or Byte"); celib refuses the same ones with a ValueError.
+# Class-index target dtypes: torch accepts Long (int64) at every input rank and Byte (uint8)
+# only beside a 1-D or 2-D input (celib._checks.index_dtypes), and refuses the rest; celib
+# refuses the same ones with a ValueError.
 TORCH_INDEX_DTYPES = (np.int64, np.uint8)
 
 

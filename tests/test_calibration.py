@@ -15,6 +15,9 @@ Oracles:
 from __future__ import annotations
 
 import itertools
+import math
+import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -260,9 +263,15 @@ def test_fit_temperature_value_errors(logits, labels, match):
         cc.fit_temperature(logits, labels)
 
 
-@pytest.mark.parametrize("bad", [0.0, -1e-3, 1.0, "x"])
+@pytest.mark.parametrize("bad", [0.0, -1e-3, 1.0, np.nan, np.inf, 1e-16])
 def test_fit_temperature_rtol(bad):
     with pytest.raises(ValueError, match="rtol"):
+        cc.fit_temperature([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [0, 1, 1], rtol=bad)
+
+
+@pytest.mark.parametrize("bad", ["x", None, True, np.False_, [1e-6]])
+def test_fit_temperature_rtol_that_is_not_a_number(bad):
+    with pytest.raises(TypeError, match=r"rtol must be a real number"):
         cc.fit_temperature([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [0, 1, 1], rtol=bad)
 
 
@@ -304,14 +313,29 @@ def test_metric_label_out_of_range(fn):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"n_bins": 0}, "n_bins"), ({"n_bins": 2.5}, "n_bins"), ({"n_bins": True}, "n_bins"),
-    ({"norm": "l3"}, "norm"), ({"strategy": "equal"}, "strategy"),
+    ({"n_bins": 0}, "n_bins"), ({"n_bins": -3}, "n_bins"),
+    ({"n_bins": cc.MAX_BINS + 1}, "n_bins"), ({"n_bins": 10**9}, "n_bins"),
+    ({"norm": "l3"}, "norm"), ({"norm": None}, "norm"), ({"norm": np.array(["l1", "l2"])}, "norm"),
+    ({"strategy": "equal"}, "strategy"), ({"strategy": ["uniform"]}, "strategy"),
 ])
 def test_ece_option_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         cc.expected_calibration_error(GOOD, np.array([0, 1]), **kwargs)
     with pytest.raises(ValueError, match="norm"):
         cc.reliability_bins(GOOD, np.array([0, 1])).error("L1")
+
+
+@pytest.mark.parametrize("n_bins", [2.5, 2.0, True, "15", None])
+def test_n_bins_that_is_not_an_integer(n_bins):
+    for fn in (cc.expected_calibration_error, cc.reliability_bins):
+        with pytest.raises(TypeError, match=r"n_bins must be a positive integer"):
+            fn(GOOD, np.array([0, 1]), n_bins=n_bins)
+
+
+def test_largest_n_bins_is_quick():
+    bins = cc.reliability_bins(GOOD, np.array([0, 1]), n_bins=cc.MAX_BINS)
+    assert bins.counts.sum() == 2 and len(bins.edges) == cc.MAX_BINS + 1
+    assert cc.reliability_bins(GOOD, [0, 1], n_bins=np.int64(4)).counts.tolist() == [0, 0, 1, 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +419,7 @@ def test_focal_saturated_is_finite():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"gamma": -1.0}, "gamma"), ({"gamma": np.inf}, "gamma"), ({"gamma": "2"}, "gamma"),
+    ({"gamma": -1.0}, "gamma"), ({"gamma": np.inf}, "gamma"), ({"gamma": np.nan}, "gamma"),
     ({"alpha": 0.25}, "scalar"), ({"alpha": [1.0, 1.0]}, "alpha"),
     ({"alpha": [1.0, -1.0, 1.0]}, "alpha"), ({"reduction": "avg"}, "reduction"),
 ])
@@ -403,6 +427,13 @@ def test_focal_saturated_is_finite():
 def test_focal_value_errors(fn, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fn(np.zeros((2, 3)), np.array([0, 1]), **kwargs)
+
+
+@pytest.mark.parametrize("gamma", ["2", None, True, np.True_, [2.0]])
+@pytest.mark.parametrize("fn", [cc.focal_loss, cc.focal_loss_grad])
+def test_focal_gamma_that_is_not_a_number(fn, gamma):
+    with pytest.raises(TypeError, match=r"gamma must be a real number"):
+        fn(np.zeros((2, 3)), np.array([0, 1]), gamma=gamma)
 
 
 @pytest.mark.parametrize("fn", [cc.focal_loss, cc.focal_loss_grad])
@@ -415,3 +446,112 @@ def test_focal_input_errors(fn):
         fn(np.zeros((2, 3)), np.array([0, 1, 2]))
     with pytest.raises(IndexError, match=r"Target 3 is out of bounds.*\[0, 3\)"):
         fn(np.zeros((2, 3)), np.array([0, 3]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact bin edges (issue 20): a confidence of k/M is on edge k, whatever M
+# ---------------------------------------------------------------------------------------------
+
+def _exact_bin(c: float, m: int) -> int:
+    """The 0-based right-closed bin of confidence c among M, in exact arithmetic: the bin k - 1
+    if c is the double nearest some k/M (the value a user computes as k / M), else the smallest
+    j with c <= j/M as rationals, minus 1 (0 goes to the first bin)."""
+    for k in range(m + 1):
+        if c == k / m:
+            return max(k - 1, 0)
+    return max(math.ceil(Fraction(c) * m) - 1, 0)
+
+
+def _rows_with_confidences(conf):
+    """Probability rows (N, 2 + K) whose largest entry, the confidence, is conf[i] > 0."""
+    conf = np.asarray(conf, np.float64)
+    spread = int(np.ceil(1 / conf.min())) + 1
+    rest = (1 - conf) / spread
+    return np.column_stack([conf] + [rest] * spread)
+
+
+@pytest.mark.parametrize("m", list(range(1, 61)) + [97, 100, 1000, 4097])
+def test_confidence_k_over_m_lands_in_bin_k(m):
+    conf = np.arange(1, m + 1) / m
+    bins = cc.reliability_bins(_rows_with_confidences(conf), np.zeros(m, np.int64), n_bins=m)
+    assert bins.counts.tolist() == [1] * m
+    np.testing.assert_array_equal(bins.confidences, conf)
+    np.testing.assert_array_equal(bins.edges, [k / m for k in range(m + 1)])
+
+
+def test_issue_example_five_sixths_is_in_the_fifth_bin():
+    # np.linspace(0, 1, 7)[5] is one ulp below 5/6: 5/6 used to land in the sixth bin
+    assert np.linspace(0, 1, 7)[5] < 5 / 6
+    assert torch.linspace(0, 1, 7, dtype=torch.float64)[4].item() != 4 / 6  # torchmetrics' edges
+    bins = cc.reliability_bins([[5 / 6, 1 / 6]], [0], n_bins=6)
+    assert bins.counts.tolist() == [0, 0, 0, 0, 1, 0]
+
+
+@given(st.integers(1, 300), st.lists(st.integers(0, 2**20), min_size=1, max_size=20),
+       st.integers(-2, 2))
+def test_bins_match_exact_arithmetic(m, numerators, ulps):
+    # confidences on and next to the edges, a few ulps away, and anywhere between
+    conf = np.array([n / 2**20 for n in numerators]) * 0.5 + 0.5
+    conf = np.array([_nudge(c, ulps) for c in conf]).clip(0.5, 1.0)
+    bins = cc.reliability_bins(_rows_with_confidences(conf), np.zeros(len(conf), np.int64),
+                               n_bins=m)
+    expected = np.bincount([_exact_bin(float(c), m) for c in conf], minlength=m)
+    assert bins.counts.tolist() == expected.tolist()
+
+
+def _nudge(c: float, ulps: int) -> float:
+    for _ in range(abs(ulps)):
+        c = math.nextafter(c, 2.0 if ulps > 0 else 0.0)
+    return c
+
+
+@given(st.integers(1, 200), st.integers(0, 200))
+def test_bins_of_k_over_m_with_hypothesis(m, k):
+    k = min(k, m)
+    c = k / m
+    if c < 0.5:
+        return  # the rows' construction wants the confidence to be the largest entry
+    bins = cc.reliability_bins(_rows_with_confidences([c]), [0], n_bins=m)
+    assert int(np.argmax(bins.counts)) == _exact_bin(c, m) == max(k - 1, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# No RuntimeWarning on well-defined inputs; the focal gradient where p_t underflows
+# ---------------------------------------------------------------------------------------------
+
+def _torch_focal_grad(z, y, gamma):
+    zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
+    logp = torch.log_softmax(zt, 1)
+    logpt = logp.gather(1, torch.as_tensor(y)[:, None])[:, 0]
+    (-(1 - logpt.exp()) ** gamma * logpt).sum().backward()
+    return zt.grad.numpy()
+
+
+@pytest.mark.parametrize("row", [[1e308, -1e308, 0.0], [-np.inf, -np.inf, 0.0]])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_grad_where_p_t_underflows(row, gamma):
+    z, y = np.array([row, [0.0, 1.0, 2.0]]), np.array([1, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cc.focal_loss_grad(z, y, gamma=gamma, reduction="sum")
+    ref = _torch_focal_grad(z, y, gamma)
+    np.testing.assert_allclose(got[1], ref[1], rtol=1e-12)  # an ordinary row: torch's
+    q = cf.softmax(z[:1], axis=1)[0]
+    # p_t = 0: the limit of the factor p_t log p_t / (1 - p_t) is 0, the gradient q - e_y
+    np.testing.assert_array_equal(got[0], q - np.eye(3)[1])
+    if gamma == 0:
+        np.testing.assert_array_equal(ref[0], got[0])  # cross-entropy: torch agrees
+    else:
+        assert np.all(np.isnan(ref[0]))  # deliberate difference: torch multiplies 0 by inf
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+def test_metrics_give_no_runtime_warning(strategy):
+    cases = [np.array([[1.0, 0.0], [0.5, 0.5]]), np.array([[1 - 5e-324, 5e-324]]), np.eye(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for probs in cases:
+            labels = np.zeros(len(probs), np.int64)
+            for n_bins, norm in itertools.product((1, 3, 100), NORMS):
+                cc.expected_calibration_error(probs, labels, n_bins, norm, strategy)
+            cc.brier_score(probs, labels)

@@ -14,6 +14,7 @@ import pytest
 
 from celib import functional as cf
 from celib import grad as cg
+from celib.calibration import focal_loss
 
 
 def num_re(v) -> str:
@@ -423,7 +424,19 @@ def test_cross_entropy_options_is_the_one_place_for_the_option_checks():
             assert str(from_fn.value) == str(direct.value)
 
 
-@pytest.mark.parametrize("eps", [0.0, -1e-6])
+@pytest.mark.parametrize("eps", [0.0, -1e-6, np.inf, np.nan])
 def test_numerical_grad_needs_a_positive_step(eps):
-    with pytest.raises(ValueError, match=f"eps must be positive, got {eps}"):
+    with pytest.raises(ValueError, match=f"eps must be a finite number > 0, got {eps}"):
         cg.numerical_grad(lambda v: float(np.sum(v)), [1.0], eps=eps)
+
+
+@pytest.mark.parametrize("loss", [cf.cross_entropy, cf.nll_loss, cg.cross_entropy_grad,
+                                  focal_loss])
+def test_swapped_arguments_are_named_as_such(loss):
+    """Targets first and logits second is the usual slip: say so, rather than suggest
+    converting the targets to floats (which leads to the next error)."""
+    logits, target = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]]), np.array([0, 2])
+    with pytest.raises(ValueError, match="the arguments look swapped"):
+        loss(target, logits)
+    with pytest.raises(ValueError, match=r"convert them: input\.astype"):
+        loss(logits.astype(np.int64), target)  # integer logits, not a swap

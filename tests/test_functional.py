@@ -17,7 +17,6 @@ from celib import functional as cf
 from celib.testing import exact_log_softmax, exact_logsumexp, ulp_error
 from tests.celib_testing import (
     FLOAT_DTYPES,
-    TORCH_INDEX_DTYPES,
     REDUCTIONS,
     SMOOTHING,
     assert_close,
@@ -443,15 +442,27 @@ def test_nll_loss_scalar_target(rng, dtype, reduction):
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 
 
+def _torch_takes_target(x: np.ndarray, t: np.ndarray) -> bool:
+    """Ask torch whether it takes class indices of ``t``'s dtype beside ``x``."""
+    try:
+        F.nll_loss(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(t))
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
 @pytest.mark.parametrize("int_dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)
-def test_index_target_dtypes_follow_torch(rng, dtype, int_dtype):
-    # torch takes int64 and uint8 class indices and refuses every other integer dtype; so does celib
-    x = make_logits(rng, (6, 4, 2), dtype)
+@pytest.mark.parametrize("shape", [(6, 4), (6, 4, 2)], ids=["2d", "kdim"])
+def test_index_target_dtypes_follow_torch(rng, dtype, int_dtype, shape):
+    # torch takes int64 class indices, and uint8 only beside a 1-D or 2-D input; so does celib
+    x = make_logits(rng, shape, dtype)
     t = make_index_target(rng, x.shape, int_dtype=int_dtype)
     w = make_weight(rng, 4, dtype)
+    assert _torch_takes_target(x, t) == (int_dtype == np.int64
+                                         or (int_dtype == np.uint8 and x.ndim <= 2))
     for kw in (dict(), dict(weight=w, label_smoothing=0.2, reduction="sum")):
         nll_kw = {k: v for k, v in kw.items() if k != "label_smoothing"}
-        if int_dtype in TORCH_INDEX_DTYPES:
+        if _torch_takes_target(x, t):
             t64 = t.astype(np.int64)
             assert_close(cf.cross_entropy(x, t, **kw), ref_cross_entropy(x, t64, **kw), dtype)
             assert_close(cf.nll_loss(x, t, **nll_kw), ref_nll_loss(x, t64, **nll_kw), dtype)

@@ -6,6 +6,9 @@ Categorical(probs).entropy() and torch.nn.functional.kl_div(q.log(), p, reductio
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 import scipy.special
@@ -229,14 +232,162 @@ def test_info_refuses_what_is_not_a_distribution(bad, pattern):
             call()
 
 
-@pytest.mark.parametrize("base", [0, -2, 1])
-def test_info_refuses_a_meaningless_base(base):
-    from celib import info
-    with pytest.raises(ValueError, match=f"base must be positive and not 1, got {base}"):
-        info.entropy([0.5, 0.5], base=base)
+@pytest.mark.parametrize("base", [0, -2, 1, 1.0, np.nan, np.inf, -np.inf, np.float32(1.0)])
+@pytest.mark.parametrize("fn", ["entropy", "cross_entropy", "kl_divergence"])
+def test_info_refuses_a_meaningless_base(fn, base):
+    args = ([0.5, 0.5],) * (1 if fn == "entropy" else 2)
+    with pytest.raises(ValueError, match=r"base must be a finite number > 0 and not 1 .*got "
+                       + re.escape(repr(base))):
+        getattr(info, fn)(*args, base=base)
+
+
+@pytest.mark.parametrize("base", [True, False, np.True_, "2", 2j, [2]])
+@pytest.mark.parametrize("fn", ["entropy", "cross_entropy", "kl_divergence"])
+def test_info_refuses_a_base_that_is_not_a_real_number(fn, base):
+    args = ([0.5, 0.5],) * (1 if fn == "entropy" else 2)
+    with pytest.raises(TypeError, match=r"base must be None or a real number .*got "
+                       + re.escape(repr(base))):
+        getattr(info, fn)(*args, base=base)
+
+
+@pytest.mark.parametrize("base", [np.int64(2), np.float32(2.0), 0.5, 1e-300])
+def test_info_accepts_numpy_and_unusual_bases(base):
+    p, q = np.array([0.25, 0.75]), np.array([0.5, 0.5])
+    ref = scipy.stats.entropy(p, q, base=float(base))
+    np.testing.assert_allclose(info.kl_divergence(p, q, base=base), ref, rtol=1e-14)
 
 
 def test_info_reads_integer_distributions_as_float64():
     from celib import info
     assert info.entropy(np.array([1, 0])) == 0.0
     assert info.entropy(np.array([1, 0])).dtype == np.float64
+
+
+# --------------------------------------------------------------------------------------
+# arguments at the edges (issue 20): axis, shapes, ragged lists, extreme ratios, warnings
+# --------------------------------------------------------------------------------------
+
+FUNCTIONS = {
+    "entropy": lambda p, **kw: info.entropy(p, **kw),
+    "cross_entropy": lambda p, **kw: info.cross_entropy(p, p, **kw),
+    "kl_divergence": lambda p, **kw: info.kl_divergence(p, p, **kw),
+}
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize("axis", [1.0, "0", None, True, np.float64(0.0)])
+def test_axis_must_be_an_integer(fn, axis):
+    with pytest.raises(TypeError, match=r"axis must be an integer .*got " + re.escape(repr(axis))):
+        FUNCTIONS[fn](np.full((2, 2), 0.5), axis=axis)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+@pytest.mark.parametrize("axis", [2, -3, 10**30])
+def test_axis_out_of_range(fn, axis):
+    with pytest.raises(ValueError, match=rf"axis {axis} is out of range .*\[-2, 2\)"):
+        FUNCTIONS[fn](np.full((2, 2), 0.5), axis=axis)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_numpy_integer_axis_is_accepted(fn):
+    p = np.full((2, 4), 0.25)
+    assert np.array_equal(FUNCTIONS[fn](p, axis=np.int64(1)), FUNCTIONS[fn](p, axis=1))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_ragged_lists_are_named(fn):
+    ragged = [[0.5, 0.5], [1.0]]
+    with pytest.raises(ValueError, match=r"^p must be a rectangular array.*ragged"):
+        FUNCTIONS[fn](ragged)
+    if fn != "entropy":
+        with pytest.raises(ValueError, match=r"^q must be a rectangular array.*ragged"):
+            getattr(info, fn)([[0.5, 0.5], [1.0, 0.0]], ragged)
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "kl_divergence"])
+def test_shape_mismatch_names_both_shapes(fn):
+    with pytest.raises(ValueError, match=r"p and q must have the same shape .*p of shape "
+                       r"\(3,\) and q of shape \(2,\)"):
+        getattr(info, fn)(np.full(3, 1 / 3), [0.5, 0.5])
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "kl_divergence"])
+def test_broadcasting_over_other_axes_matches_torch(rng, fn):
+    p = random_dist(rng, (4, 5))
+    q = random_dist(rng, (5,))
+    got = getattr(info, fn)(p, q)
+    log_q = torch.from_numpy(np.log(q)).expand(4, 5)
+    pt = torch.from_numpy(p)
+    ref = (F.kl_div(log_q, pt, reduction="none") if fn == "kl_divergence"
+           else -pt * log_q).sum(-1).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-13)
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "kl_divergence"])
+def test_q_broadcast_along_the_outcomes_is_not_a_distribution(fn):
+    # q = [1.0] broadcast to three outcomes sums to 3: refused, not read as a distribution
+    with pytest.raises(ValueError, match=r"q must sum to 1 .* a sum is 3"):
+        getattr(info, fn)(np.full(3, 1 / 3), [1.0])
+
+
+@pytest.mark.parametrize("q_small", [5e-324, 1e-310, 2.0 ** -1070])
+def test_kl_with_a_subnormal_q_is_finite_as_in_torch(q_small):
+    # p / q overflows float64; the term p log(p/q) does not (issue 20: no inf, no warning)
+    p = np.array([0.5, 0.5])
+    q = np.array([1.0 - q_small, q_small])
+    ref = F.kl_div(torch.from_numpy(q).log(), torch.from_numpy(p), reduction="sum").item()
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        got = info.kl_divergence(p, q)
+    assert np.isfinite(got)
+    np.testing.assert_allclose(got, ref, rtol=1e-14)
+
+
+def test_kl_with_a_subnormal_p_is_not_minus_inf():
+    # p / q underflows to 0: log(0) would make the term -inf; the term is about -3.7e-321
+    p = np.array([1.0 - 5e-324, 5e-324])
+    q = np.array([0.5, 0.5])
+    ref = F.kl_div(torch.from_numpy(q).log(), torch.from_numpy(p), reduction="sum").item()
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        got = info.kl_divergence(p, q)
+    np.testing.assert_allclose(got, ref, rtol=1e-14)
+
+
+def test_float16_kl_does_not_overflow():
+    # in float16, 0.5 / 6e-8 overflows (max 65504); celib computes float16 in float32, as torch
+    p = np.array([0.5, 0.5], dtype=np.float16)
+    q = np.array([1.0, 6e-8], dtype=np.float16)
+    ref = F.kl_div(torch.from_numpy(q.astype(np.float64)).log(),
+                   torch.from_numpy(p.astype(np.float64)), reduction="sum").item()
+    with np.errstate(divide="raise", over="raise", invalid="raise"):
+        got = info.kl_divergence(p, q)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(float(got), ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_no_runtime_warning_on_well_defined_inputs(fn):
+    cases = [np.array([0.0, 1.0]), np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros((0, 3)),
+             np.array([5e-324, 1.0]), np.array([0.0, 1.0], dtype=np.float16)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for p in cases:
+            FUNCTIONS[fn](p, base=2)
+        if fn != "entropy":
+            getattr(info, fn)([1.0, 0.0], [0.0, 1.0])  # inf, by the documented convention
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble) == np.dtype(np.float64), reason="no wider longdouble")
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_longdouble_is_refused_as_everywhere_in_celib(fn):
+    # celib computes in float16/32/64 as torch does on the CPU; longdouble is a TypeError in every
+    # module (it used to be computed here and refused elsewhere)
+    with pytest.raises(TypeError, match=r"p has dtype float128.*astype\(np.float64\)"):
+        FUNCTIONS[fn](np.array([0.5, 0.5], np.longdouble))
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_big_endian_and_strided_inputs_give_the_same_numbers(fn):
+    p = np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])
+    expected = FUNCTIONS[fn](p)
+    for variant in (p.astype(">f8"), np.asfortranarray(p), p[::-1][::-1], p.T.copy().T):
+        np.testing.assert_array_equal(FUNCTIONS[fn](variant), expected)

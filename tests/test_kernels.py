@@ -137,18 +137,24 @@ def test_float32_rows_outside_the_fast_range_stay_accurate(offset):
                       + 1e-45)
 
 
-def test_ignored_rows_are_zero_whatever_their_logits():
-    x = np.array([[np.nan, 1.0], [-np.inf, 1.0], [0.0, 1.0]])
-    y = np.array([-100, -100, 1])
+def test_ignored_rows_lose_zero_whatever_their_logits_and_their_gradient_is_torchs():
+    # an ignored row's loss is 0 whatever its logits; its gradient is 0 where its softmax is
+    # finite and nan where it is not (a nan or +inf logit, or only -inf): torch's 0 * nan
+    x = np.array([[np.nan, 1.0], [-np.inf, 1.0], [np.inf, 0.0], [-np.inf, -np.inf], [0.0, 1.0]])
+    y = np.array([-100, -100, -100, -100, 1])
     for kw in ({}, {"label_smoothing": 0.1}, {"weight": np.array([0.5, 2.0])}):
+        torch_kw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                    for k, v in kw.items()}
+        xt = torch.from_numpy(x).requires_grad_(True)
+        ref = F.cross_entropy(xt, torch.from_numpy(y), reduction="none", **torch_kw)
+        ref.sum().backward()
         got = cf.cross_entropy(x, y, reduction="none", **kw)
-        ref = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), reduction="none",
-                              **{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                                 for k, v in kw.items()}).numpy()
-        np.testing.assert_array_equal(got[:2], [0.0, 0.0])
-        np.testing.assert_allclose(got, ref, rtol=1e-12)
-        g = cg.cross_entropy_grad(x, y, **kw)
-        np.testing.assert_array_equal(g[:2], 0.0)
+        np.testing.assert_array_equal(got[:4], 0.0)
+        np.testing.assert_allclose(got, ref.detach().numpy(), rtol=1e-12)
+        g = cg.cross_entropy_grad(x, y, reduction="none", **kw)
+        np.testing.assert_array_equal(g[1], 0.0)
+        assert np.isnan(g[[0, 2, 3]]).all()
+        np.testing.assert_allclose(g, xt.grad.numpy(), rtol=1e-12, equal_nan=True)
 
 
 def test_confident_gradient_keeps_p_minus_one():

@@ -482,10 +482,70 @@ def test_mnist_test_labels_have_every_digit():
 # num_classes
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [0, -1, True, 2.0, "10", None])
-def test_bad_num_classes(bad):
-    with pytest.raises(ValueError, match=re.escape(f"got {bad!r}")):
+@pytest.mark.parametrize("bad", [0, -1, np.int64(-3), 2**63, 2**70])
+def test_num_classes_out_of_range(bad):
+    with pytest.raises(ValueError, match=r"num_classes must be at .*" + re.escape(f"got {bad!r}")):
         check_targets(DIGITS, bad)
+
+
+@pytest.mark.parametrize("bad", [True, False, np.True_, 2.0, np.float64(10.0), "10", None, 10j])
+def test_num_classes_that_is_not_an_integer(bad):
+    # a bool is not a number of classes, whatever Python says (True == 1): a TypeError
+    with pytest.raises(TypeError, match=r"num_classes must be an integer .*"
+                       + re.escape(f"got {bad!r}")):
+        check_targets(DIGITS, bad)
+
+
+def test_largest_int64_num_classes_gets_a_clear_memory_error():
+    # 2**63 - 1 is a valid int64 C, but its per-class counts cannot be allocated (issue 20:
+    # this was an OverflowError from numpy for 2**70)
+    with pytest.raises(MemoryError, match=r"num_classes = 9223372036854775807 is too large"):
+        check_targets(DIGITS, 2**63 - 1)
+
+
+@pytest.mark.parametrize("bad", [True, np.False_, 1.0, -100.0, "-100", None])
+def test_ignore_index_that_is_not_an_integer(bad):
+    with pytest.raises(TypeError, match=r"ignore_index must be an integer .*"
+                       + re.escape(f"got {bad!r}")):
+        check_targets(DIGITS, C, ignore_index=bad)
+    if bad is not None and not isinstance(bad, np.bool_):  # torch: TypeError as well
+        with pytest.raises(TypeError, match="ignore_index"):
+            F.cross_entropy(torch.from_numpy(LOGITS), torch.from_numpy(DIGITS), ignore_index=bad)
+
+
+def test_numpy_integer_ignore_index():
+    summary = no_warnings(check_targets, np.append(DIGITS, -1), C, ignore_index=np.int32(-1))
+    assert summary.num_ignored == 1
+
+
+@pytest.mark.parametrize("bad", [1, 0, None, "no", np.array([True])])
+def test_warn_missing_must_be_a_bool(bad):
+    with pytest.raises(TypeError, match=r"warn_missing must be True or False"):
+        check_targets(DIGITS, C, warn_missing=bad)
+
+
+@pytest.mark.parametrize("bad", [[[0, 1], [2]], [0, [1, 2]]])
+def test_ragged_target_and_input_are_named(bad):
+    with pytest.raises(ValueError, match=r"^target must be a rectangular array, .*ragged"):
+        check_targets(bad, 3)
+    with pytest.raises(ValueError, match=r"^input must be a rectangular array, .*ragged"):
+        check_targets([0, 1], 3, input=bad)
+
+
+@pytest.mark.parametrize("value, dtype", [(1e30, np.float64), (-1e19, np.float64),
+                                          (np.inf, np.float32), (2**64 - 1, np.uint64),
+                                          (2.0**63, np.float64)])
+def test_values_beyond_int64_are_out_of_range_without_a_warning(value, dtype):
+    # they cannot be cast to int64 (numpy would wrap them or warn): named as they are
+    labels = np.array([0, 1, value], dtype=dtype)
+    if not np.isfinite(labels).all():
+        with pytest.raises(ValueError, match="inf"):
+            no_warnings(check_targets, labels, 2)
+        return
+    with pytest.raises((IndexError, ValueError)) as excinfo:
+        no_warnings(check_targets, labels, 2)
+    assert f"Target {labels[2]} is out of bounds" in message(excinfo)
+    assert "[0, 2)" in message(excinfo)
 
 
 def test_numpy_integer_num_classes():
@@ -514,9 +574,11 @@ def test_named_checks_one_by_one():
     from celib import targets as ct
 
     assert ct._check_num_classes(np.int64(3)) == 3
-    for bad in (True, 2.0, 0):
-        with pytest.raises(ValueError, match="num_classes"):
+    for bad in (True, 2.0):
+        with pytest.raises(TypeError, match="num_classes"):
             ct._check_num_classes(bad)
+    with pytest.raises(ValueError, match="num_classes"):
+        ct._check_num_classes(0)
     assert ct._check_input(None, 3) is None
     assert ct._check_input(np.zeros((2, 3, 4)), 3) == (2, 3, 4)
     with pytest.raises(ValueError, match="C = 4 classes"):
@@ -529,8 +591,8 @@ def test_named_checks_one_by_one():
 
     problems = ct._Problems()
     assert ct._check_shape(np.zeros((4, 1), np.int64), None, problems).shape == (4,)
-    ct._check_dtype(np.zeros(4, np.int32), problems)
-    ct._check_dtype(np.zeros(4, np.uint8), problems)  # valid: no problem added
+    ct._check_dtype(np.zeros(4, np.int32), None, problems)
+    ct._check_dtype(np.zeros(4, np.uint8), None, problems)  # valid: no problem added
     assert [kind for kind, _ in problems.items] == [ValueError, ValueError]
 
     with pytest.raises(ValueError, match="non-integer values such as 1.5"):
@@ -546,3 +608,78 @@ def test_named_checks_one_by_one():
     ct._check_range(np.array([-1, 5]), 3, -100, problems)
     (kind, message), = problems.items
     assert kind is IndexError and "Negative values" in message and "6 or more classes" in message
+
+
+# ----------------------------------------------------------------------------------------------
+# Which dtypes torch takes at each rank of the logits (issue 20): check_targets refuses the rest
+# ----------------------------------------------------------------------------------------------
+
+def _torch_accepts(logits: np.ndarray, target: np.ndarray) -> bool:
+    """Whether torch 2.13's cross_entropy and nll_loss both take these class indices."""
+    x, t = torch.from_numpy(logits), torch.from_numpy(target)
+    try:
+        F.cross_entropy(x, t, reduction="none")
+        F.nll_loss(x, t, reduction="none")
+    except RuntimeError:
+        return False
+    return True
+
+
+INPUT_SHAPES = [(3,), (4, 3), (4, 3, 2), (2, 3, 2, 2), (1, 3, 2, 1, 2)]
+TARGET_DTYPES = [np.int64, np.uint8, np.int32, np.int16, np.int8, np.uint16, np.uint32,
+                 np.uint64]
+
+
+@pytest.mark.parametrize("input_shape", INPUT_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", TARGET_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("with_input", [True, False], ids=["input", "no-input"])
+def test_refuses_exactly_the_target_dtypes_torch_refuses(input_shape, dtype, with_input):
+    logits = np.random.default_rng(1).standard_normal(input_shape)
+    target_shape = () if len(input_shape) == 1 else (input_shape[0],) + input_shape[2:]
+    target = (np.arange(int(np.prod(target_shape))) % 3).reshape(target_shape).astype(dtype)
+    accepted = _torch_accepts(logits, target)
+    kwargs = {"input": logits} if with_input else {}
+    if accepted:
+        no_warnings(check_targets, target, 3, warn_missing=False, **kwargs)
+        return
+    with pytest.raises(ValueError) as excinfo:
+        check_targets(target, 3, **kwargs)
+    assert np.dtype(dtype).name in message(excinfo)
+    assert "target.astype(np.int64)" in message(excinfo)
+
+
+def test_uint8_segmentation_mask_names_the_fix():
+    mask = np.zeros((2, 4, 4), dtype=np.uint8)
+    with pytest.raises(ValueError) as excinfo:
+        check_targets(mask, 3, input=np.zeros((2, 3, 4, 4)), warn_missing=False)
+    msg = message(excinfo)
+    assert "uint8" in msg and "(N, C)" in msg and "target.astype(np.int64)" in msg
+    assert "expected scalar type Long but found Byte" in msg
+    err = torch_error(np.zeros((2, 3, 4, 4)), torch.from_numpy(mask))
+    assert "expected scalar type Long but found Byte" in str(err)  # the very message torch gives
+    no_warnings(check_targets, mask.astype(np.int64), 3, input=np.zeros((2, 3, 4, 4)),
+                warn_missing=False)
+
+
+def test_empty_uint8_k_dimensional_target_is_refused_too():
+    # Deliberate difference: torch's 'mean' and 'sum' return early on an empty K-dimensional
+    # batch and so take uint8 there, while 'none' refuses it; check_targets knows no reduction
+    # and refuses uint8 for every K-dimensional target, empty or not.
+    logits, target = np.zeros((0, 3, 4)), np.zeros((0, 4), dtype=np.uint8)
+    F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(target), reduction="mean")
+    with pytest.raises(RuntimeError, match="found Byte"):
+        F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(target), reduction="none")
+    with pytest.raises(ValueError, match="uint8"):
+        check_targets(target, 3, input=logits)
+
+
+def test_uint8_with_smoothing_and_weight_fails_in_torch_only():
+    # Deliberate difference: torch's gather wants int64 when label smoothing and class weights
+    # are both given; check_targets takes neither option and accepts uint8 for (N, C) logits.
+    target = DIGITS.astype(np.uint8)
+    logits, weight = torch.from_numpy(LOGITS), torch.ones(C, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="int32/int64"):
+        F.cross_entropy(logits, torch.from_numpy(target), weight=weight, label_smoothing=0.1)
+    F.cross_entropy(logits, torch.from_numpy(target), label_smoothing=0.1)  # either alone is fine
+    F.cross_entropy(logits, torch.from_numpy(target), weight=weight)
+    no_warnings(check_targets, target, C, input=LOGITS, warn_missing=False)

@@ -1,8 +1,8 @@
 """Linear cross-entropy that never forms the logits: the loss and its gradients, chunk by chunk.
 
 Private: :func:`celib.functional.linear_cross_entropy` and
-:func:`celib.grad.linear_cross_entropy_grad` are the public names. Chapter 9 (Cross-entropy at
-LLM scale) explains the method.
+:func:`celib.grad.linear_cross_entropy_grad` are the public names. Chapter 9 (Cross-entropy at LLM
+scale, book/09_llm_scale.ipynb) explains the method.
 
 How it works
 ------------

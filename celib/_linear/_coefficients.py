@@ -61,14 +61,19 @@ class Coefficients:
     def exp_shift(self, lse: np.ndarray, rows: slice | np.ndarray,
                   dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-row ``(shift, mult)`` with ``a softmax(z) = exp(z - shift) * mult`` given the
-        rows' ``lse`` (``mult`` is None when every coefficient is >= 0). An ignored row
-        (``a = 0``) gets ``shift = inf``, hence exact zeros, even where lse is -inf or nan."""
+        rows' ``lse`` (``mult`` is None when every coefficient is >= 0).
+
+        A row whose lse is not finite (a +inf or nan logit, or only -inf) has a nan softmax,
+        and gets ``shift = nan``: its G is nan, even where it does not count, as torch's
+        autograd gives ``0 * nan``. Otherwise a row that does not count (``a = 0``) gets
+        ``shift = inf``, hence exact zeros."""
         coef = self.softmax_coef[rows]
+        finite = np.isfinite(lse)
         if not self.positive:
-            return lse.astype(dtype), coef.astype(dtype)
+            return np.where(finite, lse, np.nan).astype(dtype), coef.astype(dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
-            shift = lse - np.log(coef)
-        return np.where(np.isnan(shift), np.inf, shift).astype(dtype), None
+            shift = np.where(coef == 0, np.inf, lse - np.log(coef))
+        return np.where(finite, shift, np.nan).astype(dtype), None
 
 
 def coefficients(problem: Problem, j: int, scale: float) -> Coefficients:
@@ -131,8 +136,9 @@ def add_sparse_parts(coefs: Coefficients, position: Position, grads: PositionGra
     grad_input, grad_weight, grad_bias = grads.input, grads.weight, grads.bias
     num_classes = weight.shape[0]
     classes, onehot = sparse.classes, sparse.onehot.astype(x.dtype)
-    grad_input -= onehot[:, None] * weight[classes]
-    np.add.at(grad_weight, classes, -(onehot[:, None] * x))
+    with np.errstate(invalid="ignore"):  # 0 * inf for an ignored row's non-finite input
+        grad_input -= onehot[:, None] * weight[classes]
+        np.add.at(grad_weight, classes, -(onehot[:, None] * x))
     if grad_bias is not None:
         grad_bias -= np.bincount(classes, weights=sparse.onehot,
                                  minlength=num_classes).astype(x.dtype)
@@ -141,7 +147,9 @@ def add_sparse_parts(coefs: Coefficients, position: Position, grads: PositionGra
         class_weight64 = (np.ones(num_classes) if class_weight is None
                           else class_weight.astype(np.float64))
         u, _ = smoothing_vector(weight, None, class_weight)
-        grad_input -= (smooth[:, None] * u[None, :]).astype(x.dtype)
-        grad_weight -= np.outer(class_weight64, smooth @ x.astype(np.float64)).astype(x.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite input: nan, inf
+            grad_input -= (smooth[:, None] * u[None, :]).astype(x.dtype)
+            grad_weight -= np.outer(class_weight64,
+                                    smooth @ x.astype(np.float64)).astype(x.dtype)
         if grad_bias is not None:
             grad_bias -= (class_weight64 * smooth.sum()).astype(x.dtype)

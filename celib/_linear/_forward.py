@@ -11,6 +11,7 @@ label smoothing) are :mod:`celib._core`'s, as for every other loss in celib.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,13 @@ def smoothing_vector(weight: np.ndarray, bias: np.ndarray | None,
     """``u = W^T w`` and ``beta = w . b`` (w = ones without class weights), in float64, so that
     ``sum_c w_c z_ic = x_i . u + beta``."""
     weight64 = weight.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):  # an inf in W: the loss carries it
+        return _smoothing_sums(weight64, bias, class_weight)
+
+
+def _smoothing_sums(weight64: np.ndarray, bias: np.ndarray | None,
+                    class_weight: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """:func:`smoothing_vector`'s sums, ``W`` already in float64."""
     if class_weight is None:
         u = weight64.sum(axis=0)
         beta = 0.0 if bias is None else float(np.sum(bias, dtype=np.float64))
@@ -53,9 +61,13 @@ def _target_logits(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
         block_classes = classes[a:a + step]
         out[a:a + step] = np.einsum("ij,ij->i", x[a:a + step], weight[block_classes],
                                     dtype=np.float64)
-    if bias is not None:
-        out += bias[classes]
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        if bias is not None:
+            out += bias[classes]
+        # a logit beyond the compute dtype's range is ±inf in the tiles (and in torch's
+        # logits): the target logit too, so that lse - z_y is what torch computes
+        rounded = out.astype(x.dtype)
+    return np.where(np.isinf(rounded) & np.isfinite(out), rounded, out)
 
 
 def _position_loss(problem: Problem, j: int, done: RowStats | None = None) -> np.ndarray:
@@ -102,7 +114,8 @@ def _index_loss(problem: Problem, target: IndexTarget, j: int, done: RowStats | 
         loss = target_weight * (lse - _target_logits(x, weight, bias, classes))
         if eps > 0:
             u, beta = smoothing_vector(weight, bias, class_weight)
-            uniform = weight_sum * lse - (x @ u.astype(x.dtype) + beta)
+            with np.errstate(over="ignore"):  # ±inf logits: the loss carries them
+                uniform = weight_sum * lse - (x @ u.astype(x.dtype) + beta)
             keep, spread = _core.smoothing_coefficients(eps, num_classes)
             loss = keep * loss + spread * uniform
     return np.where(ignored, 0.0, loss)
@@ -112,10 +125,27 @@ def forward(problem: Problem,
             done: dict[int, RowStats] | None = None) -> np.ndarray | np.floating[Any]:
     """The loss of :func:`celib.functional.linear_cross_entropy` for checked arguments
     (``done`` maps positions to the ``(lse, dots)`` a gradient pass computed already)."""
+    target, eps = problem.target, problem.label_smoothing
+    if problem.num_classes == 0:  # torch's arithmetic over no classes (see celib._core)
+        if isinstance(target, IndexTarget):
+            return _core.no_class_losses(target.counted, eps, problem.reduction, problem.dtype)
+        no_class = np.full((problem.num_rows, problem.num_positions), -0.0)  # -(empty sum)
+        return _core.reduce(no_class, target.counted, problem.reduction, problem.dtype)
+    if (eps > 0 and problem.reduction == "mean" and target.counted.denominator == 0
+            and isinstance(target, IndexTarget)):  # rare: torch divides each term by 0
+        return _core.smoothed_mean_over_zero(
+            _per_element(replace(problem, label_smoothing=0.0), done),
+            _per_element(replace(problem, label_smoothing=1.0), done), eps,
+            target.counted.denominator, problem.dtype)
+    return _core.reduce(_per_element(problem, done), target.counted, problem.reduction,
+                        problem.dtype)
+
+
+def _per_element(problem: Problem, done: dict[int, RowStats] | None) -> np.ndarray:
+    """The (N, P) float64 per-element losses, +0.0 where ignored."""
     losses = [_position_loss(problem, j, None if done is None else done.get(j))
               for j in range(problem.num_positions)]
-    per_element = np.stack(losses, axis=1) if losses else np.zeros((problem.num_rows, 0))
-    return _core.reduce(per_element, problem.target.counted, problem.reduction, problem.dtype)
+    return np.stack(losses, axis=1) if losses else np.zeros((problem.num_rows, 0))
 
 
 def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
@@ -196,8 +226,8 @@ def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: Arr
     logits ('mean' over a zero total weight is ``nan``). float32 tiles are computed in float32
     (as torch does) and the per-row statistics in float64.
 
-    Explained in chapter 9 (Cross-entropy at LLM scale). ``python -m benchmarks.speed`` (in the
-    book's repository) measures its time and memory against torch.
+    Explained in chapter 9 (Cross-entropy at LLM scale, book/09_llm_scale.ipynb). ``python -m
+    benchmarks.speed`` (in the book's repository) measures its time and memory against torch.
 
     References
     ----------

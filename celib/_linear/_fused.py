@@ -44,17 +44,18 @@ def fused_grad(position: Position, coefs: Coefficients, grads: PositionGrads, ch
     for r0 in range(0, num_rows, block):
         r1 = min(num_rows, r0 + block)
         exps = scratch[: (r1 - r0) * num_classes].reshape(r1 - r0, num_classes)
-        np.matmul(x[r0:r1], weight.T, out=exps)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite logits: see _tiles
+            np.matmul(x[r0:r1], weight.T, out=exps)
         row_factor = factor[: r1 - r0]
         run_on_threads(r1 - r0, num_classes,
                        _Block(exps, bias, coefs, r0, lse, dots, row_factor).work)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # nan in G: the results carry it
             grads.input[r0:r1] += row_factor[:, None] * (exps @ weight)
             scaled_x = row_factor[:, None] * x[r0:r1]
-        for c0 in range(0, num_classes, step):
-            grads.weight[c0:c0 + step] += exps[:, c0:c0 + step].T @ scaled_x
-        if grad_bias is not None:
-            grad_bias += row_factor @ exps
+            for c0 in range(0, num_classes, step):
+                grads.weight[c0:c0 + step] += exps[:, c0:c0 + step].T @ scaled_x
+            if grad_bias is not None:
+                grad_bias += row_factor @ exps
     return lse, dots
 
 

@@ -17,12 +17,12 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .. import _core
+from .. import _core, _kernels
 from .. import _linear as package
 from ._coefficients import PositionGrads, add_sparse_parts, coefficients
 from ._forward import forward
 from ._fused import fused_rows
-from ._problem import Problem, parse
+from ._problem import IndexTarget, Problem, parse
 from ._tiles import RowStats
 
 SCHEDULES = ("auto", "fused", "recompute")
@@ -91,18 +91,38 @@ def _position_grad(problem: Problem, j: int, scale: float, grads: PositionGrads,
 
 def _zero_denominator_grad(problem: Problem, nan: np.ndarray, d_input: np.ndarray,
                            d_weight: np.ndarray, d_bias: np.ndarray | None) -> None:
-    """'mean' over nothing (every target ignored, or every kept one weighs 0): the loss is 0/0.
+    """A 'mean' whose denominator is 0 (every target ignored, kept weights all 0 or
+    cancelling): torch's autograd divides by 0.
 
-    torch's autograd gives 0 through the elements that do not count and ``0 * inf = nan``
-    through the others (``nan``, from :func:`celib._core.nan_rows`), so the rows of those
-    elements and everything they touch (all of W and b) are nan.
+    ``G = dL/dZ`` is :func:`celib._core.zero_denominator_gradient` of the softmax rows (0 for
+    the elements that do not count, ``nan``; ±inf and nan for the others), and the chain rule
+    through ``Z = X W^T + b`` spreads it, inf and nan included, as torch's matrix products do.
+    This rare case forms the logits of the rows that count, one position at a time.
     """
-    counts = nan.reshape(problem.num_rows, problem.num_positions)
-    if counts.any():
-        d_input[counts.any(axis=1)] = np.nan
-        d_weight[:, counts.any(axis=0)] = np.nan
-        if d_bias is not None:
-            d_bias[:, counts.any(axis=0)] = np.nan
+    target = problem.target
+    if not isinstance(target, IndexTarget) or problem.num_classes == 0:
+        return  # no element, or no class (an empty dL/dZ): the gradients stay 0
+    counted = target.counted
+    for j in range(problem.num_positions):
+        position = problem.position(j)
+        rows_j = slice(j, None, problem.num_positions)  # position j's elements, flat
+        targets_j = _core.IndexTargets(counted.classes[rows_j], counted.ignored[rows_j],
+                                       None if counted.weights is None
+                                       else counted.weights[rows_j],
+                                       counted.denominator, (problem.num_rows,))
+        with np.errstate(all="ignore"):  # inf and nan are the answer here
+            z = position.x @ position.weight.T
+            if position.bias is not None:
+                z += position.bias
+            q = np.empty_like(z)
+            _kernels.softmax_rows(z, q)
+            g = _core.zero_denominator_gradient(q, targets_j,
+                                                problem.class_weight, problem.label_smoothing)
+            g = g.astype(problem.x.dtype)
+            d_input += g @ position.weight
+            d_weight[:, j, :] += g.T @ position.x
+            if d_bias is not None:
+                d_bias[:, j] += g.sum(axis=0)
 
 
 def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
@@ -181,7 +201,7 @@ def linear_cross_entropy_grad(input: ArrayLike, linear_weight: ArrayLike, target
     are added outside the loop. 'mean' over a zero total weight gives ``nan`` where torch's
     autograd does.
 
-    Explained in chapter 9 (Cross-entropy at LLM scale).
+    Explained in chapter 9 (Cross-entropy at LLM scale, book/09_llm_scale.ipynb).
 
     References
     ----------

@@ -140,7 +140,7 @@ def parse(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike,
     _check_batched(x, lw)
     num_classes, out_features, batch = lw.shape[0], tuple(lw.shape[1:-1]), x.shape[:-1]
     logits_shape = batch + (num_classes,) + out_features
-    t = np.asarray(target)
+    t = _checks.as_array(target, "target")
     probs = t.shape == logits_shape
     if probs:
         _check_probability_target(t, logits_shape, ignore_index)
@@ -148,15 +148,15 @@ def parse(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike,
     # the options shared with cross_entropy, checked (and worded) in one place
     options = _checks.cross_entropy_options(
         num_classes, dtype, weight=weight, reduction=reduction, label_smoothing=label_smoothing,
-        ignore_index=-100 if ignore_index is None else ignore_index)
+        ignore_index=-100 if ignore_index is None else ignore_index, input_dtype=x.dtype)
     n = batch[0] if batch else 1
     positions = math.prod(out_features)
     # reshaped before an index target is checked, the order the errors have always come in
-    x_2d = x.reshape(n, -1).astype(dtype, copy=False)
+    x_2d = x.reshape(n, x.shape[-1]).astype(dtype, copy=False)
     if probs:
         loss_shape = batch + out_features
         parsed: IndexTarget | ProbabilityTarget = ProbabilityTarget(
-            t.reshape(n, num_classes, positions), _core.Elements.of_shape(loss_shape))
+            t.reshape(n, num_classes, positions), _core.Elements.of_shape(loss_shape, num_classes))
     else:
         parsed = _index_target(t, logits_shape, num_classes, options, n, positions)
         loss_shape = t.shape
@@ -173,7 +173,8 @@ def parse(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike,
 
 def _floating(a: ArrayLike, name: str) -> np.ndarray:
     """A real floating array; integers are refused, as torch refuses Long input here."""
-    arr = np.asarray(a)
+    arr = _checks.as_array(a, name)
+    _checks.check_float_dtype(arr, name)
     if arr.dtype.kind == "f":
         return arr
     hint = f", which torch refuses too: convert with {name}.astype(np.float32)" \
@@ -264,7 +265,7 @@ def _index_target(t: np.ndarray, logits_shape: tuple[int, ...], num_classes: int
                   options: _checks.CrossEntropyOptions, num_rows: int,
                   positions: int) -> IndexTarget:
     """Class indices, their dtype, shape and bounds checked, as (N, P) columns."""
-    _checks.check_index_target(t, logits_shape)
+    _checks.check_index_target(t, logits_shape, options=options)
     counted = _core.index_targets(t, num_classes, options.ignore_index, options.weight)
     return IndexTarget(classes=counted.classes.reshape(num_rows, positions),
                        ignored=counted.ignored.reshape(num_rows, positions), counted=counted)

@@ -35,10 +35,11 @@ def recompute_grad(position: Position, coefs: Coefficients, grads: PositionGrads
                        target=None if dense is None else dense[r0:r1, c0:c1],
                        scale=coefs.scale)
         run_on_threads(r1 - r0, c1 - c0, work)
-        grads.input[r0:r1] += z @ weight[c0:c1]
-        grads.weight[c0:c1] += z.T @ x[r0:r1]
-        if grads.bias is not None:
-            grads.bias[c0:c1] += z.sum(axis=0)
+        with np.errstate(invalid="ignore", over="ignore"):  # nan in G: the results carry it
+            grads.input[r0:r1] += z @ weight[c0:c1]
+            grads.weight[c0:c1] += z.T @ x[r0:r1]
+            if grads.bias is not None:
+                grads.bias[c0:c1] += z.sum(axis=0)
     return lse, dots
 
 

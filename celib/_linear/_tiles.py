@@ -85,7 +85,10 @@ class TileBuffer:
         """The tile ``x_block @ weight_chunk.T`` (without the bias), in the buffer."""
         rows, cols = x_block.shape[0], weight_chunk.shape[0]
         z = self.flat[: rows * cols].reshape(rows, cols)
-        np.matmul(x_block, weight_chunk.T, out=z)
+        # an inf or nan in the input, or float32 logits beyond float32's range, give inf or
+        # nan logits: the loss and gradients carry them (as torch's do, silently)
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.matmul(x_block, weight_chunk.T, out=z)
         return z
 
 
