@@ -28,10 +28,12 @@ help:  ## list the targets
 
 venv: $(STAMP)  ## create .venv from requirements.txt (the other targets do it on first use)
 
+# torch's CPU build from PyTorch's index where it is reachable (cebook/torch_index.py), not
+# PyPI's CUDA build with its GBs of nvidia packages; elsewhere the plain pin.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet $$($(PYTHON) -m cebook.torch_index) -r requirements.txt
 	touch $(STAMP)
 
 # The site shows the outputs committed in the notebooks (execute_notebooks: off); nbval
@@ -41,23 +43,24 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)  ## build the site into _build/html, the Chinese edition into _build/html/zh_CN
 	$(JB) build . -W -n --keep-going
 	$(PY) -m cebook.i18n build
-	@echo "Open $(CURDIR)/_build/html/index.html in a browser (or run 'make serve');"
-	@echo "the Chinese edition is $(CURDIR)/_build/html/zh_CN/index.html."
+	@echo "Read it with 'make serve', then open http://127.0.0.1:$(PORT)/ (中文版: /zh_CN/)."
 
-# After an English edit: re-extract the messages and merge them into locales/zh_CN/LC_MESSAGES
-# (sphinx-intl); a changed message keeps its old translation, marked fuzzy, until revised.
-# tests/test_i18n.py fails while any message is untranslated or fuzzy.
+# After an English edit: re-extract the messages and merge them into locales/zh_CN/LC_MESSAGES;
+# a changed message keeps its old translation, marked fuzzy, and its old English (#| msgid)
+# until revised. `python -m cebook.i18n todo` lists them; tests/test_i18n.py fails meanwhile.
 po: $(STAMP)  ## refresh the Chinese catalogues (locales/zh_CN) after editing the English
 	$(PY) -m cebook.i18n po
 
 # The student edition for teachers: solutions replaced by blank answer cells, outputs cleared;
-# the checkers stay importable from cebook.exercises (installed in .venv with celib).
-student: $(STAMP)  ## write the student edition (no solutions, no outputs) to _build/student
+# the checkers stay importable from cebook.exercises (installed in .venv with celib). Also the
+# Chinese edition (zh_CN/) and the answer keys (answers/).
+student: $(STAMP)  ## write the student edition and answer keys (English, 中文) to _build/student
 	$(PY) -m cebook.student book _build/student
 
-notebooks: $(STAMP)  ## re-execute every chapter in place, refreshing the committed outputs
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $(NOTEBOOKS)
+# cebook/execute.py: nbclient, then no execution times and merged streams, so the diff shows
+# only the outputs that changed.
+notebooks: $(STAMP)  ## re-execute the chapters in place (NB=book/04_cross_entropy.ipynb: one)
+	$(PY) -m cebook.execute $(if $(filter book,$(NB)),$(NOTEBOOKS),$(NB))
 
 test: lint test-unit test-notebooks test-portable test-site  ## every test, as CI runs it
 
@@ -114,14 +117,18 @@ test-browser: $(STAMP)  ## headless Chromium over the built site (needs make boo
 serve:  ## serve _build/html on http://127.0.0.1:8000 (PORT=8080 for another port)
 	@test -f _build/html/index.html || \
 	    { echo "No site in _build/html: run 'make book' first."; exit 1; }
+	@$(PYTHON) -c "import socket; socket.socket().bind(('127.0.0.1', $(PORT)))" 2>/dev/null || \
+	    { echo "Port $(PORT) is in use (another 'make serve'?): stop it, or choose another" \
+	        "port with 'make serve PORT=8080'."; exit 1; }
 	@echo "Serving _build/html on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
 	$(PYTHON) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-bench: $(STAMP)  ## time celib against torch (python -m benchmarks.speed)
-	$(PY) -m benchmarks.speed
+# ARGS= passes options through, e.g. make bench ARGS=--quick, make accuracy ARGS=--cases.
+bench: $(STAMP)  ## time celib against torch (python -m benchmarks.speed; ARGS=--quick)
+	$(PY) -m benchmarks.speed $(ARGS)
 
-accuracy: $(STAMP)  ## each method's error in ulps (python -m benchmarks.accuracy)
-	$(PY) -m benchmarks.accuracy
+accuracy: $(STAMP)  ## each method's error in ulps (python -m benchmarks.accuracy; ARGS=--quick)
+	$(PY) -m benchmarks.accuracy $(ARGS)
 
 clean:  ## remove the build and the test caches
 	rm -rf _build .pytest_cache .hypothesis .coverage

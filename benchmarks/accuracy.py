@@ -29,6 +29,7 @@ that need them. Chapter 5 (Numerical stability) shows the table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -352,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", action="store_true",
                         help="also print the case behind each worst error")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("mpmath") is None:
+        print("python -m benchmarks.accuracy computes its exact references with mpmath, which is "
+              "not installed: pip install mpmath (torch and scipy are compared when installed), "
+              "or run `make accuracy`, which creates .venv with all of them.", file=sys.stderr)
+        return 2
 
     table = error_table(quick=args.quick)
     print("Worst error in ulp against an exact reference (mpmath, 60 digits);")

@@ -1,14 +1,18 @@
 """The Chinese edition: gettext catalogues in ``locales/zh_CN`` and the build of the second site.
 
 One set of sources, two sites. The English prose is the source text; Sphinx's gettext builder
-extracts it as one message catalogue per page, ``sphinx-intl`` keeps ``locales/zh_CN/LC_MESSAGES``
-in step with it, and the Chinese site is the same Sphinx project built with ``language=zh_CN``.
-The notebooks are never re-executed (``execute_notebooks: off``), so both sites show the same
-committed outputs, which nbval proves once.
+extracts it as one message catalogue per page, ``make po`` merges each into
+``locales/zh_CN/LC_MESSAGES`` (keeping the English a translation was made for), and the
+Chinese site is the same Sphinx project built with ``language=zh_CN``. The notebooks are never
+re-executed (``execute_notebooks: off``), so both sites show the same committed outputs, which
+nbval proves once.
 
 Usage (the Makefile calls these)::
 
     python -m cebook.i18n po       # refresh the catalogues after an English edit
+    python -m cebook.i18n todo     # what needs a translator: old and new English, old Chinese
+    python -m cebook.i18n todo --json > todo.json   # the same, for a translation tool; then
+    python -m cebook.i18n apply todo.json           # writes its "chinese" fields back
     python -m cebook.i18n build    # the Chinese site, into _build/html/zh_CN
     python -m cebook.i18n check    # list every message that is untranslated or fuzzy
 
@@ -21,15 +25,19 @@ translated" can be checked literally.
 from __future__ import annotations
 
 import argparse
+import difflib
+import io
+import json
 import os
 import re
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from babel.messages.pofile import read_po, write_po
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import denormalize, normalize, read_po, write_po
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGUAGE = "zh_CN"
@@ -101,11 +109,12 @@ def extract(pot_dir: Path) -> list[Path]:
     return pots
 
 
-def update_catalogues() -> None:
-    """``make po``: re-extract and merge into locales/zh_CN with sphinx-intl. A message whose
-    English changed keeps its old translation marked fuzzy, for a translator to revise."""
-    from sphinx_intl import basic
-
+def update_catalogues() -> list[Path]:
+    """``make po``: re-extract and merge into locales/zh_CN. A message whose English changed
+    keeps its old translation, marked fuzzy, and its old English as ``#| msgid`` (as gettext's
+    ``msgmerge --previous`` does), so that a translator sees what changed. Returns the
+    catalogues that changed."""
+    changed = []
     with tempfile.TemporaryDirectory() as tmp:
         pot_dir = Path(tmp) / "gettext"
         pots = extract(pot_dir)
@@ -113,18 +122,129 @@ def update_catalogues() -> None:
         for po in CATALOGUE_DIR.rglob("*.po"):  # a page that no longer exists
             if po.relative_to(CATALOGUE_DIR) not in wanted and po.name != THEME_CATALOGUE:
                 po.unlink()
-        basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=0,
-                     ignore_obsolete=True, jobs=1)
+                changed.append(po)
+        for pot in pots:
+            po = CATALOGUE_DIR / pot.relative_to(pot_dir).with_suffix(".po")
+            if _merge(pot, po):
+                changed.append(po)
     for po in CATALOGUE_DIR.rglob("*.po"):
         if po.name != THEME_CATALOGUE:  # kept by hand, with its own comments
             _finish_header(po)
+    return changed
+
+
+def _merge(pot: Path, po: Path) -> bool:
+    """Merge the template ``pot`` into the catalogue ``po`` (created if missing); True if the
+    catalogue changed."""
+    with pot.open("rb") as f:
+        template = read_po(f)
+    if po.is_file():
+        before = po.read_bytes()
+        catalog, previous = _read_catalogue(before)
+        catalog.update(template, update_creation_date=False)
+        previous.update({str(m.id): " ".join(m.previous_id) for m in catalog
+                         if m.id and m.fuzzy and m.previous_id})
+    else:
+        before, catalog, previous = b"", template, {}
+        catalog.locale = LANGUAGE
+    after = _catalogue_bytes(catalog, previous)
+    if after == before:
+        return False
+    po.parent.mkdir(parents=True, exist_ok=True)
+    po.write_bytes(after)
+    return True
+
+
+def _read_catalogue(data: bytes) -> tuple[Catalog, dict[str, str]]:
+    """A catalogue and {msgid: the English its fuzzy translation was made for}. babel reads a
+    ``#| msgid`` line as a comment ("| msgid ..."): those are taken out of the comments."""
+    catalog = read_po(io.BytesIO(data))
+    for m in catalog:
+        if any(c.startswith("|") for c in m.user_comments):
+            m.user_comments = []  # and the stray words of babel's wrapped "#|" lines
+    return catalog, _previous_ids(data.decode("utf-8"))
+
+
+def _catalogue_bytes(catalog: Catalog, previous: dict[str, str]) -> bytes:
+    """The catalogue as a .po file, each fuzzy message preceded by its previous English as one
+    ``#| msgid "..."`` line (babel's own writer wraps those lines so that its reader cannot
+    read them back)."""
+    out = io.BytesIO()
+    write_po(out, catalog, width=0, omit_header=False, ignore_obsolete=True)
+    fuzzy = {f"msgid {normalize(str(m.id), width=0)}": previous[str(m.id)] for m in catalog
+             if m.id and m.fuzzy and str(m.id) in previous}
+    lines = out.getvalue().decode("utf-8").split("\n")
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i] in fuzzy:
+            lines.insert(i, f"#| msgid {normalize(fuzzy[lines[i]], width=0)}")
+    return "\n".join(lines).encode("utf-8")
+
+
+@dataclass
+class Todo:
+    """A message that needs a translator: what the English was and is, and the old Chinese."""
+
+    catalogue: str         # e.g. "book/04_cross_entropy.po"
+    english: str           # the English now
+    previous_english: str  # the English the translation was made for ("" for a new message)
+    chinese: str           # the translation to revise ("" for a new message)
+
+
+def todo(catalogue_dir: Path = CATALOGUE_DIR) -> list[Todo]:
+    """Every fuzzy or untranslated message of every page's catalogue, after ``make po``."""
+    found = []
+    for po in sorted(catalogue_dir.rglob("*.po")):
+        if po.name == THEME_CATALOGUE:
+            continue
+        with po.open("rb") as f:
+            catalog = read_po(f)
+        previous_ids = _previous_ids(po.read_text(encoding="utf-8"))
+        for m in catalog:
+            if m.id and (m.fuzzy or not m.string):
+                previous = previous_ids.get(str(m.id), "") if m.fuzzy else ""
+                found.append(Todo(str(po.relative_to(catalogue_dir)), str(m.id), previous,
+                                  str(m.string) if m.fuzzy else ""))
+    return found
+
+
+def _previous_ids(po_text: str) -> dict[str, str]:
+    """{msgid: the ``#| msgid`` line before it} of a catalogue's text (see
+    :func:`_catalogue_bytes`)."""
+    found = {}
+    lines = po_text.split("\n")
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith('#| msgid "') and lines[i + 1].startswith('msgid "'):
+            found[denormalize(lines[i + 1][6:])] = denormalize(line[9:])
+    return found
+
+
+def apply(translations: list[dict], catalogue_dir: Path = CATALOGUE_DIR) -> int:
+    """Write translations back: each ``{"catalogue", "english", "chinese"}`` (the JSON of
+    ``todo --json`` with its "chinese" fields revised). Returns how many were written."""
+    by_catalogue: dict[str, list[dict]] = {}
+    for t in translations:
+        by_catalogue.setdefault(t["catalogue"], []).append(t)
+    written = 0
+    for name, items in by_catalogue.items():
+        po = catalogue_dir / name
+        catalog, previous = _read_catalogue(po.read_bytes())
+        for t in items:
+            m = catalog.get(t["english"])
+            if m is None or not t["chinese"].strip():
+                raise ValueError(f"{name}: no message, or an empty translation, for "
+                                 f"{_short(t['english'])!r}")
+            m.string = t["chinese"]
+            m.flags.discard("fuzzy")
+            previous.pop(t["english"], None)
+            written += 1
+        po.write_bytes(_catalogue_bytes(catalog, previous))
+    return written
 
 
 def _finish_header(po: Path) -> None:
     """Give a catalogue a real header. sphinx-intl copies the template's, which is marked fuzzy
     (a PO tool would then ignore it) and names no project."""
-    with po.open("rb") as f:
-        catalog = read_po(f)
+    catalog, previous = _read_catalogue(po.read_bytes())
     if not catalog.fuzzy and catalog.project == PROJECT:
         return  # finished already: leave it (and its dates) alone
     catalog.fuzzy = False
@@ -134,8 +254,7 @@ def _finish_header(po: Path) -> None:
     catalog.last_translator = "The Cross-Entropy, Executed authors"
     catalog.copyright_holder = "The Cross-Entropy, Executed authors"
     catalog.language_team = "Cross-Entropy, Executed, 中文版"
-    with po.open("wb") as f:
-        write_po(f, catalog, width=0, omit_header=False)
+    po.write_bytes(_catalogue_bytes(catalog, previous))
 
 
 # --- completeness -----------------------------------------------------------------------------
@@ -259,11 +378,23 @@ def build(outdir: Path = ZH_HTML_DIR, strict: bool = True) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cebook.i18n", description=__doc__.split(
         "\n\n")[0])
-    parser.add_argument("command", choices=["po", "build", "check"])
+    parser.add_argument("command", choices=["po", "todo", "apply", "build", "check"])
+    parser.add_argument("file", nargs="?", help="apply: the JSON of `todo --json`, revised")
+    parser.add_argument("--json", action="store_true", help="todo: print JSON for `apply`")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if args.command == "po":
-        update_catalogues()
+        changed = update_catalogues()
+        for po in changed:
+            print(f"changed: {po.relative_to(ROOT)}")
+        _print_todo(todo(), as_json=False, summary_only=True)
+    elif args.command == "todo":
+        _print_todo(todo(), as_json=args.json, summary_only=False)
+    elif args.command == "apply":
+        if not args.file:
+            parser.error("apply needs the JSON file of `todo --json`, with translations")
+        items = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        print(f"{apply(items)} translation(s) written; now run: python -m cebook.i18n check")
     elif args.command == "build":
         build()
     else:
@@ -275,6 +406,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(found)} problem(s)")
         return 1 if found else 0
     return 0
+
+
+def _print_todo(items: list[Todo], as_json: bool, summary_only: bool) -> None:
+    """The messages a translator must revise: a summary, each as a diff, or JSON for apply."""
+    if as_json:
+        print(json.dumps([asdict(t) for t in items], ensure_ascii=False, indent=1))
+        return
+    if summary_only:
+        pages = sorted({t.catalogue for t in items})
+        print(f"{len(items)} message(s) to translate or revise in {len(pages)} catalogue(s)"
+              + ("; list them with: python -m cebook.i18n todo" if items else "."))
+        return
+    for t in items:
+        print(f"== {t.catalogue}")
+        if t.previous_english:
+            diff = difflib.ndiff(t.previous_english.split(), t.english.split())
+            print("English, changed: " + " ".join(w[2:] if w[0] == " " else f"[{w[0]}{w[2:]}]"
+                                                 for w in diff if w[0] != "?"))
+            print(f"Chinese to revise: {t.chinese}")
+        else:
+            print(f"English, new: {t.english}")
+    print(f"{len(items)} message(s). Edit the catalogues, or: python -m cebook.i18n todo --json "
+          "> todo.json, fill in each \"chinese\", then python -m cebook.i18n apply todo.json")
 
 
 if __name__ == "__main__":

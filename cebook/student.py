@@ -3,8 +3,9 @@
 Usage: ``python -m cebook.student [BOOK_DIR] [OUT_DIR]`` (``make student`` writes
 ``_build/student``). For each exercise, the cells from ``{solution-start}`` to
 ``{solution-end}`` are replaced by one answer cell, tagged ``exercise-answer``, that sets the
-names the solution passed to its checker to ``None`` and calls the checker, so a student fills
-in the blanks and runs it. The checkers stay importable from :mod:`cebook.exercises`.
+names the solution passed to its checker to ``...`` and calls the checker, so a student fills
+in the blanks and runs it. The checkers stay importable from :mod:`cebook.exercises`. Outputs,
+execution counts and the execution timestamps that nbconvert writes into cell metadata go.
 """
 
 from __future__ import annotations
@@ -40,13 +41,18 @@ def _last_check_call(code_cells: list[dict]) -> ast.Call:
     return calls[-1]
 
 
-def answer_cell(solution_code: list[dict]) -> dict:
+# The answer cell's first line, by language.
+ANSWER_COMMENT = {"en": "# Your answer: replace each `...`, then run this cell.",
+                  "zh_CN": "# 你的答案：把每个 `...` 换成你的答案，然后运行本单元格。"}
+
+
+def answer_cell(solution_code: list[dict], language: str = "en") -> dict:
     """The blank answer cell that replaces a solution."""
     call = _last_check_call(solution_code)
     names = [f"answer_{i + 1}" for i in range(len(call.args))]
-    lines = ["# Your answer: replace each None, then run this cell."]
-    lines += [f"{name} = None" for name in names]
-    args = names + [f"{kw.arg}=None" for kw in call.keywords]
+    lines = [ANSWER_COMMENT[language]]
+    lines += [f"{name} = ..." for name in names]
+    args = names + [f"{kw.arg}=..." for kw in call.keywords]
     lines.append(f"{call.func.id}({', '.join(args)})")
     return {"cell_type": "code", "execution_count": None,
             "metadata": {"tags": [ANSWER_TAG]}, "outputs": [], "source": "\n".join(lines)}
@@ -74,7 +80,7 @@ def _split_directives(cells: list[dict]) -> list[dict]:
     return out
 
 
-def student_notebook(nb: dict) -> dict:
+def student_notebook(nb: dict, language: str = "en") -> dict:
     """A copy of ``nb`` with solutions replaced by answer cells and all outputs cleared.
 
     Text that shares a markdown cell with a directive (an exercise statement before
@@ -90,13 +96,14 @@ def student_notebook(nb: dict) -> dict:
             solution = []
         elif solution is not None:
             if cell["cell_type"] == "markdown" and _END.fullmatch(text.strip()):
-                cells.append(answer_cell(solution))
+                cells.append(answer_cell(solution, language))
                 solution = None
             elif cell["cell_type"] == "code":
                 solution.append(cell)
         else:
             if cell["cell_type"] == "code":
                 cell["outputs"], cell["execution_count"] = [], None
+            cell.get("metadata", {}).pop("execution", None)  # when the book's copy last ran
             cells.append(cell)
     if solution is not None:
         raise ValueError("a {solution-start} has no matching {solution-end}")
@@ -106,14 +113,66 @@ def student_notebook(nb: dict) -> dict:
     return out
 
 
+# The answer key's heading and its note, by language.
+KEY_HEADING = {
+    "en": ("Answer key: {title}",
+           "The exercises of the chapter with their worked solutions and what the solutions "
+           "print, for the teacher. The solutions' code uses names the chapter defines before "
+           "it, so run it inside the chapter (the book's own notebook), not here."),
+    "zh_CN": ("答案：{title}",
+              "本章的练习及其解答过程和输出，供教师使用。解答的代码用到本章前面定义的名称，"
+              "所以请在本章（本书自己的笔记本）中运行，而不是在这里运行。"),
+}
+
+
+def answer_key(nb: dict, language: str = "en") -> dict:
+    """The teacher's key: each exercise's statement followed by its solution, outputs kept."""
+    out = copy.deepcopy(nb)
+    cells = _split_directives(out["cells"])
+    title = _source(cells[0]).split("\n")[0].lstrip("# ").strip()
+    heading, note = KEY_HEADING[language]
+    key = [_markdown(f"# {heading.format(title=title)}\n\n{note}")]
+    solution = None
+    for cell in cells:
+        text = _source(cell).strip()
+        cell.get("metadata", {}).pop("execution", None)
+        if cell["cell_type"] == "markdown" and "{exercise}" in text:
+            key.append(cell)
+        elif cell["cell_type"] == "markdown" and _START.fullmatch(text):
+            solution = []
+        elif solution is not None and cell["cell_type"] == "markdown" and _END.fullmatch(text):
+            key += solution
+            solution = None
+        elif solution is not None:
+            solution.append(cell)
+    for i, cell in enumerate(key):
+        cell["id"] = f"key-{i}"
+    out["cells"] = key
+    return out
+
+
+def _write(nb: dict, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {target}")
+
+
 def main(book: str = "book", dest: str = "_build/student") -> None:
+    """The student edition and the answer keys, in English (``dest``) and in Chinese
+    (``dest/zh_CN``, the chapters translated with the site's catalogues)."""
+    from .notebook_i18n import catalogue, translate_notebook
+
     out_dir = Path(dest)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for path in sorted(Path(book).glob("[0-9][0-9]*_*.ipynb")):
-        nb = student_notebook(json.loads(path.read_text(encoding="utf-8")))
-        target = out_dir / path.name
-        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"wrote {target}")
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        chinese, missing = translate_notebook(nb, catalogue(f"book/{path.stem}"))
+        if missing:
+            print(f"{path.name}: {len(missing)} block(s) left in English (run make po and "
+                  f"translate): {missing[0][:60]!r}", file=sys.stderr)
+        _write(student_notebook(nb), out_dir / path.name)
+        _write(answer_key(nb), out_dir / "answers" / path.name)
+        _write(student_notebook(chinese, "zh_CN"), out_dir / "zh_CN" / path.name)
+        _write(answer_key(chinese, "zh_CN"), out_dir / "zh_CN" / "answers" / path.name)
 
 
 if __name__ == "__main__":

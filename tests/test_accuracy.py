@@ -127,3 +127,11 @@ def test_main_quick_prints_the_tables(capsys):
     assert "Worst error in ulp" in out
     assert "celib meets every target" in out
     assert "'mean'" in out
+
+
+def test_without_mpmath_the_benchmark_says_what_to_install(monkeypatch, capsys):
+    real_find_spec = acc.importlib.util.find_spec
+    monkeypatch.setattr(acc.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpmath" else real_find_spec(name, *a))
+    assert acc.main(["--quick"]) == 2
+    assert "pip install mpmath" in capsys.readouterr().err

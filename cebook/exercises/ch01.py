@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import as_array, as_number, correct, require
+from . import as_array, as_number, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
@@ -20,6 +20,7 @@ def _entropy(p, base=math.e) -> float:
     return float(-np.sum(nonzero * np.log(nonzero)) / math.log(base))
 
 
+@checker
 def check_ex1(h_bits, h_nats) -> None:
     """Exercise 1: the entropy of a fair six-sided die, in bits and in nats."""
     h_bits, h_nats = as_number(h_bits, "h_bits"), as_number(h_nats, "h_nats")
@@ -36,6 +37,7 @@ _LENGTHS = np.array([1, 2, 3, 3])
 _R = np.array([1 / 8, 1 / 2, 1 / 4, 1 / 8])
 
 
+@checker
 def check_ex2(average_bits, wasted_bits) -> None:
     """Exercise 2: p's code used on the source r; average length and the waste, bits/symbol."""
     average_bits = as_number(average_bits, "average_bits")
@@ -50,6 +52,7 @@ def check_ex2(average_bits, wasted_bits) -> None:
     correct(f"{average_bits:.4f} bits per symbol, of which {wasted_bits:.4f} are wasted.")
 
 
+@checker
 def check_ex3(p_heads) -> None:
     """Exercise 3: the probability of heads p <= 1/2 at which a coin carries half a bit."""
     p_heads = as_number(p_heads, "p")
@@ -59,6 +62,7 @@ def check_ex3(p_heads) -> None:
     correct(f"p = {p_heads:.6f} gives {h:.6f} bits.")
 
 
+@checker
 def check_ex4(q_best, loss_best) -> None:
     """Exercise 4: the best constant prediction for label frequencies (0.7, 0.2, 0.1), and its
     loss in nats."""

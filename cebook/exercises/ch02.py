@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import as_array, as_number, call_reader, correct, require, WrongAnswer
+from . import as_array, as_number, call_reader, checker, correct, require, WrongAnswer
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
@@ -54,6 +54,7 @@ def _check_rows(got, expected, what: str, hint: str, rtol: float, atol: float = 
             f"{what} is wrong; {hint or 'compare with the definition'}")
 
 
+@checker
 def check_ex1(my_softmax) -> None:
     """Exercise 1: ``my_softmax(z, axis=-1)``, stable for any shape and axis."""
     for z, axis, hint in _CASES:
@@ -68,6 +69,7 @@ def _softmax_top(T: float) -> float:
     return float(np.exp(_log_softmax(z, 0))[0])
 
 
+@checker
 def check_ex2(T) -> None:
     """Exercise 2: the temperature at which softmax((2, 1, 0.1) / T) gives the top class 0.9."""
     T = as_number(T, "T")
@@ -79,6 +81,7 @@ def check_ex2(T) -> None:
     correct(f"T = {T:.4f} gives the top class probability {top:.6f}.")
 
 
+@checker
 def check_ex3(z_pair) -> None:
     """Exercise 3: a pair of logits whose softmax is (0.2, 0.8)."""
     z_pair = as_array(z_pair, "z_pair", shape=(2,))
@@ -104,6 +107,7 @@ _EX4_CASES = [
 ]
 
 
+@checker
 def check_ex4(my_log_softmax) -> None:
     """Exercise 4: ``my_log_softmax(z)`` for a batch (N, C), finite and accurate."""
     for z, hint in _EX4_CASES:

@@ -9,11 +9,12 @@ import math
 
 import numpy as np
 
-from . import WrongAnswer, as_array, as_number, correct, require
+from . import WrongAnswer, as_array, as_number, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4", "check_ex5"]
 
 
+@checker
 def check_ex1(target) -> None:
     """Exercise 1: a class-index target made from the 1-based float labels [1., 10., 3., 7.]."""
     require(target is not None, "target should be an array of class indices, not None")
@@ -34,6 +35,7 @@ def check_ex1(target) -> None:
 _N2, _C2 = 4096, 32_000
 
 
+@checker
 def check_ex2(index_bytes, onehot_bytes) -> None:
     """Exercise 2: the bytes of an int64 index target and a float32 one-hot target,
     N = 4096, C = 32000."""
@@ -48,6 +50,7 @@ def check_ex2(index_bytes, onehot_bytes) -> None:
             f"({onehot_bytes / 2**20:.0f} MiB), {onehot_bytes / index_bytes:,.0f} times more.")
 
 
+@checker
 def check_ex3(p) -> None:
     """Exercise 3: the smoothed target of y = [3, 1], C = 4, eps = 0.2 in PyTorch's convention."""
     p = as_array(p, "p", shape=(2, 4))
@@ -59,6 +62,7 @@ def check_ex3(p) -> None:
     correct("this target gives the same loss as label_smoothing=0.2 for every z.")
 
 
+@checker
 def check_ex4(eps_torch) -> None:
     """Exercise 4: PyTorch's label_smoothing equal to fairseq's eps = 0.1 for C = 3."""
     eps_torch = as_number(eps_torch, "eps_torch")
@@ -75,6 +79,7 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+@checker
 def check_ex5(value) -> None:
     """Exercise 5: BCE with logits [1, -2, 0.5], target [1, 0, 1], pos_weight [3, 2, 1], mean."""
     value = as_number(value, "value")

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import as_number, correct, require
+from . import as_number, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
@@ -22,6 +22,7 @@ def _per_sample(z, y) -> np.ndarray:
     return -log_q[np.arange(len(y)), y]
 
 
+@checker
 def check_ex1(loss) -> None:
     """Exercise 1: the mean loss of logits [[-0.0464, -0.0268], [-0.0234, -0.0091]], labels
     [0, 1]."""
@@ -34,6 +35,7 @@ def check_ex1(loss) -> None:
     correct(f"the loss is {loss:.4f} nats, just above ln 2 = {math.log(2):.4f}.")
 
 
+@checker
 def check_ex2(loss) -> None:
     """Exercise 2: the weighted mean cross-entropy of the exercise's logits, targets, weights."""
     loss = as_number(loss, "loss")
@@ -49,6 +51,7 @@ def check_ex2(loss) -> None:
     correct(f"the weighted mean is {loss:.4f}.")
 
 
+@checker
 def check_ex3(floor) -> None:
     """Exercise 3: the smallest loss of one sample, C = 100, label_smoothing=0.2 (nats)."""
     floor = as_number(floor, "floor")
@@ -62,6 +65,7 @@ def check_ex3(floor) -> None:
     correct(f"the floor is H(p) = {h:.4f} nats, reached at the logits log p.")
 
 
+@checker
 def check_ex4(lowest, highest) -> None:
     """Exercise 4: the range of cross_entropy(softmax(z), y) for C = 1000."""
     lowest, highest = as_number(lowest, "lowest"), as_number(highest, "highest")

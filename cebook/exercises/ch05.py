@@ -13,12 +13,13 @@ import numpy as np
 import celib.naive as naive
 from celib.testing import exact_logsumexp, ulp_error
 
-from . import as_number, call_reader, correct, require, WrongAnswer
+from . import as_number, call_reader, checker, correct, require, WrongAnswer
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
 
 
+@checker
 def check_ex1(d) -> None:
     """Exercise 1: the largest float64 d for which naive.log_softmax([0, -d])[1] is finite."""
     d = np.float64(as_number(d, "d"))
@@ -36,6 +37,7 @@ _EX2_CASES = [[1000.0, 1000.0], [-1000.0, -1000.5], [0.0, -40.0], [3.0, 1.0, -2.
               [-5.0, -45.0, -50.0, -5.0], [0.3, -1.2, 0.8, 2.0, -0.5, 0.1, 1.1]]
 
 
+@checker
 def check_ex2(my_logsumexp) -> None:
     """Exercise 2: a float64 log-sum-exp that is finite for huge inputs and accurate for tiny
     results (relative error below 4e-16 against mpmath)."""
@@ -52,6 +54,7 @@ def check_ex2(my_logsumexp) -> None:
     correct(f"accurate to a few 1e-16 on all {len(_EX2_CASES)} cases.")
 
 
+@checker
 def check_ex3(log_sigmoid) -> None:
     """Exercise 3: log sigmoid(x) for a float64 array, within 2 ulps from x = -800 to 800."""
     xs = np.array([-800.0, -40.0, -1.0, 0.0, 0.5, 40.0, 800.0])
@@ -72,6 +75,7 @@ def check_ex3(log_sigmoid) -> None:
     correct("within 2 ulps from x = -800 to 800.")
 
 
+@checker
 def check_ex4(S) -> None:
     """Exercise 4: the smallest power of two S for which float16(1e-8 * S) is normal."""
     S = as_number(S, "S")

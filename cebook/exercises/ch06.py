@@ -15,12 +15,12 @@ import celib.functional as cf
 import celib.grad as cg
 from cebook import ch06_helpers as h
 
-from . import as_array, call_reader, correct, require
+from . import as_array, call_reader, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
 
-
+@checker
 def check_ex1(bce_grad) -> None:
     """Exercise 1: d/dx of the summed binary cross-entropy with logits x and targets p."""
     x = np.random.default_rng(5).normal(scale=3.0, size=8)
@@ -38,6 +38,7 @@ def check_ex1(bce_grad) -> None:
     correct("matches finite differences of celib's binary_cross_entropy_with_logits.")
 
 
+@checker
 def check_ex2(gradient) -> None:
     """Exercise 2: dL/dZ of F.cross_entropy(Z, labels, label_smoothing=0.1), mean reduction."""
     Z, labels, _, _, _ = h.example_batch()
@@ -53,6 +54,7 @@ def check_ex2(gradient) -> None:
     correct("(q - p) / N with p = (1 - eps) e_y + eps / C.")
 
 
+@checker
 def check_ex3(weighted_grad) -> None:
     """Exercise 3: weighted_grad(Z, target, w, ignore_index) for the 'mean' cross-entropy."""
     r = np.random.default_rng(7)
@@ -77,6 +79,7 @@ def _ex4_data():
     return h.with_bias(X), y, h.check_weights()
 
 
+@checker
 def check_ex4(H) -> None:
     """Exercise 4: the (9, 9) Hessian of softmax regression's mean cross-entropy at W_check."""
     X1, y, W = _ex4_data()

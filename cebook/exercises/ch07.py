@@ -19,7 +19,7 @@ import numpy as np
 from celib.datasets import load_mnist_labels, stratified_split
 from celib.targets import check_targets
 
-from . import as_array, as_number, call_reader, correct, require
+from . import as_array, as_number, call_reader, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
@@ -48,6 +48,7 @@ def _as_int(value, what: str) -> int:
     return int(number)
 
 
+@checker
 def check_ex1(offset, label) -> None:
     """Exercise 1: the byte offset of test image 1234's label, and the label read there."""
     offset = _as_int(offset, "the offset")
@@ -67,6 +68,7 @@ def check_ex1(offset, label) -> None:
     correct(f"offset {offset} holds 0x{label:02x}: image {IMAGE} is labelled {label}.")
 
 
+@checker
 def check_ex2(to_class_index) -> None:
     """Exercise 2: a function mapping SVHN-style labels (uint8 column, 10 for 0) to indices."""
     labels = _test_labels()
@@ -82,6 +84,7 @@ def check_ex2(to_class_index) -> None:
     correct("class index k is digit k again.")
 
 
+@checker
 def check_ex3(digit_predictions) -> None:
     """Exercise 3: digit predictions of the eleven-output model for the 2,000 held-out images."""
     y_held = _held_out_labels()
@@ -94,6 +97,7 @@ def check_ex3(digit_predictions) -> None:
     correct(f"accuracy {accuracy:.1%} against the digits, as good as the ten-output model.")
 
 
+@checker
 def check_ex4(loss) -> None:
     """Exercise 4: the held-out loss of the constant prediction q = training label shares."""
     loss = as_number(loss, "the loss")

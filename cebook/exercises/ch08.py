@@ -12,7 +12,7 @@ import numpy as np
 
 from celib.calibration import expected_calibration_error
 
-from . import as_number, correct, require
+from . import as_number, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4", "EX2_PROBS", "EX2_LABELS"]
 
@@ -21,6 +21,7 @@ EX2_PROBS = np.array([[1.0, 0.0], [0.8, 0.2], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]
 EX2_LABELS = np.array([0, 1, 0, 0, 1])
 
 
+@checker
 def check_ex1(honest, argmax) -> None:
     """Exercise 1: expected Brier score of reporting p, and of reporting its argmax one-hot."""
     honest = as_number(honest, "the expected Brier score of reporting p")
@@ -36,6 +37,7 @@ def check_ex1(honest, argmax) -> None:
             "being honest pays, though both have the same accuracy")
 
 
+@checker
 def check_ex2(ece) -> None:
     """Exercise 2: the 5-bin ECE of EX2_PROBS, EX2_LABELS with right-closed bins."""
     ece = as_number(ece, "the ECE")
@@ -47,6 +49,7 @@ def check_ex2(ece) -> None:
     correct(f"ECE = {ece:.2f} with bins ((m-1)/5, m/5]")
 
 
+@checker
 def check_ex3(T) -> None:
     """Exercise 3: the closed-form temperature of the 4-example toy set."""
     T = as_number(T, "T")
@@ -58,6 +61,7 @@ def check_ex3(T) -> None:
     correct(f"T = 4 / ln 3 = {T:.4f}: the confidence becomes 0.75, the accuracy")
 
 
+@checker
 def check_ex4(ratio) -> None:
     """Exercise 4: focal (gamma = 2) over cross-entropy gradient at p_t = 0.9."""
     ratio = as_number(ratio, "the ratio")

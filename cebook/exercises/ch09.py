@@ -12,11 +12,12 @@ import numpy as np
 
 from cebook.ch09_helpers import padded_microbatches, token_losses
 
-from . import WrongAnswer, as_number, call_reader, correct, require
+from . import as_number, call_reader, checker, correct, require, WrongAnswer
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3"]
 
 
+@checker
 def check_ex1(gib) -> None:
     """Logits plus their gradient, 8192 tokens x 128,256 classes in bf16, in GiB (2**30 bytes)."""
     value = as_number(gib, "the memory in GiB")
@@ -32,6 +33,7 @@ def check_ex1(gib) -> None:
     correct(f"{exact:.3f} GiB for the logits and their gradient of one micro-batch.")
 
 
+@checker
 def check_ex2(merge3) -> None:
     """``merge3(m1, s1, t1, m2, s2, t2) -> (m, s, t)``: the online merge that also carries
     ``t = sum_c z_c exp(z_c - m)``, checked through the entropy ``m + log s - t/s``."""
@@ -67,6 +69,7 @@ def check_ex2(merge3) -> None:
     correct("your merge3 gives the entropy of the softmax, chunk by chunk.")
 
 
+@checker
 def check_ex3(loss) -> None:
     """The token-mean loss of the two padded micro-batches of ``padded_microbatches(seed=1)``."""
     value = as_number(loss, "the loss")

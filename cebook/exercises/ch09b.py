@@ -11,7 +11,7 @@ import numpy as np
 from celib.functional import cross_entropy
 from celib.parallel import shard_bounds
 
-from . import as_number, correct, require
+from . import as_number, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3"]
 
@@ -25,6 +25,7 @@ def _as_int(value, what: str) -> int:
     return int(number)
 
 
+@checker
 def check_ex1(rank, column) -> None:
     """Exercise 1: the rank holding class 25,000 of V = 50,257 over 4 ranks, and its column."""
     rank = _as_int(rank, "the rank")
@@ -43,6 +44,7 @@ def check_ex1(rank, column) -> None:
             f"[{bounds[rank][0]}, {bounds[rank][1]}).")
 
 
+@checker
 def check_ex2(loss) -> None:
     """Exercise 2: the label-smoothed mean loss of the 3-shard logits, from per-shard sums."""
     from cebook.ch09b_helpers import exercise2_data
@@ -65,6 +67,7 @@ def check_ex2(loss) -> None:
     correct(f"{loss:.6f}, equal to F.cross_entropy(z, y, label_smoothing={SMOOTHING}).")
 
 
+@checker
 def check_ex3(without_smoothing, with_smoothing) -> None:
     """Exercise 3: the fewest all-reduces a safe forward needs, without and with smoothing."""
     a = _as_int(without_smoothing, "the count without label smoothing")

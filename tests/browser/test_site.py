@@ -23,6 +23,8 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
+from .conftest import VIEWPORT
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.browser
@@ -105,8 +107,26 @@ PAGE_JS = """
     }
     return {terms: terms, definition: dd.innerText};
   }),
+  overflow: OVERFLOW(),
 })
 """
+
+# Code and output blocks wider than their box (a horizontal scroll bar; the reader sees the
+# line cut off), and "Contents" entries cut off, at the page's viewport.
+OVERFLOW_JS = """
+() => {
+  const cut = el => el.scrollWidth > el.clientWidth + 1;
+  const blocks = Array.from(document.querySelectorAll('article pre'));
+  return {blocks: blocks.length,
+          cut: blocks.filter(cut).map(p => p.textContent.split('\\n')[0].slice(0, 60)),
+          contents: Array.from(document.querySelectorAll('.bd-sidebar-secondary nav.page-toc a'))
+                         .filter(a => a.getBoundingClientRect().right >
+                                      a.closest('.bd-sidebar-secondary')
+                                       .getBoundingClientRect().right + 1)
+                         .map(a => a.innerText)};
+}
+"""
+PAGE_JS = PAGE_JS.replace("OVERFLOW()", f"({OVERFLOW_JS.strip()})()")
 
 
 API_JS = """
@@ -182,6 +202,47 @@ def test_every_toc_page_loads_without_errors(crawl):
         elif rec.info["textLength"] < 200:
             problems[name] = f"almost empty page ({rec.info['textLength']} characters)"
     assert not problems, "pages with problems:\n" + _report(problems)
+
+
+def test_code_fits_at_a_laptop_width(crawl):
+    """At 1280 x 900 no code or output block of any page needs a horizontal scroll bar, and no
+    "Contents" entry is cut off (book/_static/custom.css)."""
+    shares = {name: f"{len(rec.info['overflow']['cut'])} of {rec.info['overflow']['blocks']} "
+                    f"blocks cut off, first: {rec.info['overflow']['cut'][:2]}"
+              for name, rec in crawl.items() if rec.info["overflow"]["cut"]}
+    assert not shares, f"at {VIEWPORT['width']} px:\n" + _report(shares)
+    cut = {name: rec.info["overflow"]["contents"] for name, rec in crawl.items()
+           if rec.info["overflow"]["contents"]}
+    assert not cut, "Contents entries cut off:\n" + _report(cut)
+
+
+@pytest.mark.parametrize("width, height", [(1366, 768), (1024, 768)])
+def test_code_fits_at_other_laptop_widths(context, base_url, width, height):
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    problems = {}
+    for docname in ("book/04_cross_entropy", "book/07_mnist_labels", "book/appendix_claims"):
+        page.goto(page_url(base_url, docname), wait_until="load")
+        found = page.evaluate(OVERFLOW_JS)
+        if found["cut"]:
+            problems[docname] = f"{len(found['cut'])} of {found['blocks']}: {found['cut'][:2]}"
+    page.close()
+    assert not problems, f"at {width} px:\n" + _report(problems)
+
+
+def test_a_wide_formula_scrolls_on_a_phone(context, base_url):
+    """On a phone, a display formula wider than the column scrolls sideways, never clipped."""
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(page_url(base_url, "book/04_cross_entropy"), wait_until="load")
+    page.wait_for_function("document.querySelector('mjx-container[display=\"true\"]')",
+                           polling=250)
+    clipped = page.evaluate("""() => Array.from(
+        document.querySelectorAll('mjx-container[display="true"]'))
+        .filter(m => m.scrollWidth > m.clientWidth + 1
+                     && getComputedStyle(m).overflowX !== 'auto').length""")
+    page.close()
+    assert clipped == 0, f"{clipped} display formula(s) clipped at 390 px"
 
 
 def test_footer_names_authors_and_year(crawl):
@@ -270,8 +331,9 @@ def test_solution_is_hidden_until_clicked(page, base_url, crawl, chapters):
 
 def _public_modules() -> list[str]:
     """celib's public modules and packages, each of which has an API page."""
-    paths = [*(ROOT / "celib").glob("*.py"), *(ROOT / "celib").glob("*/__init__.py")]
-    names = {p.stem if p.name != "__init__.py" else p.parent.name for p in paths}
+    modules = [p.stem for p in (ROOT / "celib").glob("*.py") if p.name != "__init__.py"]
+    packages = [p.parent.name for p in (ROOT / "celib").glob("*/__init__.py")]
+    names = {*modules, *packages}
     return sorted(name for name in names if not name.startswith("_"))
 
 
