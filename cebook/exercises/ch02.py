@@ -3,7 +3,9 @@
 Each checker recomputes what it needs and depends on nothing the page defines. The checkers
 that take a function run it on inputs chosen to expose the usual mistakes: no shift at all (also
 in ``np.longdouble``, whose range ends near 11356 on x86), one shift for the whole batch instead
-of one per row, a shift along the wrong axis, and ``log(softmax(z))``.
+of one per row, a shift along the wrong axis, a shift by the mean instead of the maximum (which
+overflows once the logits of a row spread by more than about 1420), ``log(softmax(z))``, and a
+computation in float32, right to about 7 digits only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def _log_softmax(z: np.ndarray, axis: int) -> np.ndarray:
     return (z - m) - np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
 
 
+_MEAN_HINT = ("any shift leaves the softmax unchanged, but only the maximum makes every exponent "
+              "<= 0: with the mean, e^(z - mean) overflows once a row spreads by about 1420")
+_FLOAT32_HINT = ("right to about 7 digits only: is it computed in float32? Keep the float64 input "
+                 "in float64")
+
 # (logits, axis, what a wrong answer there usually means)
 _CASES = [
     (np.random.default_rng(123).normal(0.0, 5.0, size=(5,)), -1, ""),
@@ -39,19 +46,31 @@ _CASES = [
      "the shift must broadcast back along the right axis (keepdims=True)"),
     (np.array([[20000.0, 19999.0], [-20000.0, -20001.0]]), 1,
      "a wider float type only moves the overflow: shift the logits"),
+    # spreads of 2000: z minus the mean of a row still reaches 1000 or 1333 > 709.78
+    (np.array([0.0, 2000.0]), -1, _MEAN_HINT),
+    (np.array([[2000.0, 0.0, -1.0], [5.0, 4.0, 3.0]]), 1, _MEAN_HINT),
 ]
 
 
-def _check_rows(got, expected, what: str, hint: str, rtol: float, atol: float = 1e-300) -> None:
+def _check_rows(got, expected, what: str, hint: str, rtol: float, atol: float = 1e-300,
+                atol32: float = 1e-37) -> None:
+    """``got`` must be finite and close to ``expected``. Where it is not, but is as close as a
+    float32 computation gets (relative 1e-5, or ``atol32``), the hint says so rather than
+    naming the mistake the case was built for."""
     try:
-        got = np.asarray(got, dtype=np.float64)
+        got = np.asarray(got)
+        low_precision = got.dtype in (np.float16, np.float32)
+        got = got.astype(np.float64)
     except (TypeError, ValueError):
         raise WrongAnswer(f"{what} should return an array of numbers") from None
     require(got.shape == expected.shape, f"{what} should return shape {expected.shape}, "
             f"not {got.shape}")
     require(np.all(np.isfinite(got)), f"{what} returned inf or nan; {hint or 'look for it'}")
-    require(np.allclose(got, expected, rtol=rtol, atol=atol),
-            f"{what} is wrong; {hint or 'compare with the definition'}")
+    if np.allclose(got, expected, rtol=rtol, atol=atol):
+        return
+    if low_precision or np.allclose(got, expected, rtol=1e-5, atol=atol32):
+        raise WrongAnswer(f"{what} is {_FLOAT32_HINT}")
+    raise WrongAnswer(f"{what} is wrong; {hint or 'compare with the definition'}")
 
 
 @checker
@@ -104,6 +123,8 @@ _EX4_CASES = [
      "a wider float type only moves the overflow: shift the logits"),
     (np.array([[1000.0, 999.0, 998.0], [-1.0, 0.0, 1.0], [5.0, 2.0, 900.0]]),
      "the maximum must be taken along axis 1 and broadcast back (keepdims=True)"),
+    # spreads of 2000: z minus the mean of a row still reaches 1000 or 1000.5 > 709.78
+    (np.array([[0.0, 2000.0], [2000.0, -1.0], [5.0, 4.0]]), _MEAN_HINT),
 ]
 
 
@@ -114,6 +135,7 @@ def check_ex4(my_log_softmax) -> None:
         got = call_reader(my_log_softmax, z.copy(), what="my_log_softmax")
         # z - (m + log s) may lose a few ulps of the largest logit: allowed
         atol = 8 * float(np.spacing(np.abs(z).max()))
+        atol32 = 8 * float(np.spacing(np.float32(np.abs(z).max())))  # the same, in float32
         _check_rows(got, _log_softmax(z, 1), f"my_log_softmax on {z.shape[0]} rows", hint, 1e-12,
-                    atol)
+                    atol, atol32)
     correct("finite everywhere and equal to the log-softmax, row by row.")

@@ -23,8 +23,12 @@ def check_ex1(target) -> None:
     except (TypeError, ValueError):
         raise WrongAnswer(f"target should be an array of class indices, not {target!r}") from None
     require(target.shape == (4,), f"shape is {target.shape}; one index per sample: (4,)")
-    require(target.dtype in (np.int64, np.uint8),
-            f"dtype is {target.dtype}; PyTorch takes class indices as int64 (or uint8) only")
+    require(target.dtype != np.uint8,
+            "uint8 is accepted by PyTorch, but it holds only 0 to 255: labels 300 and -100 "
+            "(ignore_index) would become 44 and 156, silently; class indices are int64")
+    require(target.dtype == np.int64,
+            f"dtype is {target.dtype}; PyTorch takes class indices as int64 (or uint8) only; "
+            "use int64")
     require(np.all((0 <= target) & (target < 10)),
             f"{target} has a value outside [0, 10): class indices are 0-based")
     require(np.array_equal(target, [0, 9, 2, 6]),

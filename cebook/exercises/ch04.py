@@ -22,14 +22,44 @@ def _per_sample(z, y) -> np.ndarray:
     return -log_q[np.arange(len(y)), y]
 
 
+def _softmax(z) -> np.ndarray:
+    """softmax(z) per row, float64, with the max-shift."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _named_mistakes(loss: float, z, y, w=None) -> None:
+    """Reject the chapter's named mistakes, each with its hint: the mean over the N x C
+    entries (mistake 2), a softmax before the loss (mistake 1), NLLLoss on raw logits, bits."""
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(y)
+    w = np.ones(z.shape[1]) if w is None else np.asarray(w, dtype=np.float64)
+    ell = _per_sample(z, y)
+    right = float(np.sum(w[y] * ell) / w[y].sum())
+    after_softmax = float(np.sum(w[y] * _per_sample(_softmax(z), y)) / w[y].sum())
+    raw_logits = float(np.sum(w[y] * -z[np.arange(len(y)), y]) / w[y].sum())
+    require(not math.isclose(loss, right / z.shape[1], rel_tol=1e-6),
+            "that is the mean over all N x C entries of the one-hot product: the mean is over "
+            "the samples, not the classes")
+    require(not math.isclose(loss, after_softmax, rel_tol=1e-6),
+            "that is the loss of softmax(z) taken as logits: the loss takes the logits "
+            "themselves")
+    require(not math.isclose(loss, raw_logits, rel_tol=1e-6),
+            "that is -z_y, what NLLLoss returns on raw logits: take the log-softmax first")
+    require(not math.isclose(loss, right / math.log(2), rel_tol=1e-6),
+            "that is in bits: the loss uses the natural logarithm")
+
+
 @checker
 def check_ex1(loss) -> None:
     """Exercise 1: the mean loss of logits [[-0.0464, -0.0268], [-0.0234, -0.0091]], labels
     [0, 1]."""
     loss = as_number(loss, "loss")
-    ell = _per_sample([[-0.0464, -0.0268], [-0.0234, -0.0091]], [0, 1])
+    z, y = [[-0.0464, -0.0268], [-0.0234, -0.0091]], [0, 1]
+    ell = _per_sample(z, y)
     require(not math.isclose(loss, ell.sum(), rel_tol=1e-6),
             "that is the sum of the two losses: the default reduction is the mean")
+    _named_mistakes(loss, z, y)
     require(math.isclose(loss, ell.mean(), rel_tol=1e-6),
             f"{loss:.6f} is not the loss: which probability does each label pick?")
     correct(f"the loss is {loss:.4f} nats, just above ln 2 = {math.log(2):.4f}.")
@@ -40,8 +70,10 @@ def check_ex2(loss) -> None:
     """Exercise 2: the weighted mean cross-entropy of the exercise's logits, targets, weights."""
     loss = as_number(loss, "loss")
     y, w = np.array([0, 2, 2]), np.array([1.0, 3.0, 2.0])
-    ell = _per_sample([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 2.0, 0.0]], y)
+    z = [[1.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 2.0, 0.0]]
+    ell = _per_sample(z, y)
     weighted_sum = float(np.sum(w[y] * ell))
+    _named_mistakes(loss, z, y, w)
     require(not math.isclose(loss, weighted_sum / len(y), rel_tol=1e-6),
             "you divided by N: divide by the sum of the targets' weights")
     require(not math.isclose(loss, weighted_sum / w.sum(), rel_tol=1e-6),

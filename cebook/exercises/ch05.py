@@ -33,8 +33,11 @@ def check_ex1(d) -> None:
     correct(f"finite ({at_d:.4f}) at d = {d:.10g}, -inf just beyond.")
 
 
-_EX2_CASES = [[1000.0, 1000.0], [-1000.0, -1000.5], [0.0, -40.0], [3.0, 1.0, -2.0],
-              [-5.0, -45.0, -50.0, -5.0], [0.3, -1.2, 0.8, 2.0, -0.5, 0.1, 1.1]]
+# The maximum is not always first: a shift by x[0] gives exp(1000) = inf for [0, 1000], and
+# for [-40, 0] loses every digit to the cancellation -40 + 40.000...
+_EX2_CASES = [[1000.0, 1000.0], [-1000.0, -1000.5], [0.0, -40.0], [0.0, 1000.0],
+              [-40.0, 0.0], [3.0, 1.0, -2.0], [-5.0, -45.0, -50.0, -5.0],
+              [0.3, -1.2, 0.8, 2.0, -0.5, 0.1, 1.1], [-50.0, -1.0, -45.0, -3.0]]
 
 
 @checker
@@ -44,13 +47,17 @@ def check_ex2(my_logsumexp) -> None:
     for case in _EX2_CASES:
         with np.errstate(all="ignore"):
             got = call_reader(my_logsumexp, np.array(case), what="my_logsumexp")
+        require(not (isinstance(got, (float, np.floating)) and np.isinf(got)),
+                f"my_logsumexp({case}) = {got}: check the shift; it must make every exponent "
+                f"<= 0, wherever the maximum is in x")
         got = as_number(got, f"my_logsumexp({case})")
         exact = exact_logsumexp(case)
         with mpmath.workdps(50):
             rel = float(abs((mpmath.mpf(got) - exact) / exact))
         require(rel < 4e-16, f"for {case}: got {got!r}, relative error {rel:.1e}; "
                 + ("is 1 + s rounded before the log?" if case == [0.0, -40.0] else
-                   "check the shift"))
+                   "check the shift: it must make every exponent <= 0, wherever the maximum "
+                   "is in x"))
     correct(f"accurate to a few 1e-16 on all {len(_EX2_CASES)} cases.")
 
 

@@ -36,6 +36,18 @@ def _softmax_ignores_axis(z, axis=-1):  # normalizes the last axis always
     return _softmax(z)
 
 
+def _softmax_mean_shift(z, axis=-1):  # chapter 5's mistake 3, the mean: nan for [0, 2000]
+    z = np.asarray(z, dtype=float)
+    e = np.exp(z - z.mean(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_float32(z, axis=-1):  # right shift, but in float32: about 7 digits
+    z = np.asarray(z, dtype=np.float32)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
 def _log_softmax(z):  # the solution
     m = z.max(axis=1, keepdims=True)
     return z - (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))
@@ -48,6 +60,21 @@ def _log_of_softmax(z):  # log(softmax(z)): -inf where a probability underflows
 def _log_softmax_global_max(z):  # one maximum for the batch: log(0) in the other rows
     m = z.max()
     return z - (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))
+
+
+def _log_softmax_mean_shift(z):  # chapter 5's mistake 3, the mean: -inf for [0, 2000]
+    m = z.mean(axis=1, keepdims=True)
+    return z - (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))
+
+
+def _log_softmax_float32(z):  # right shift, but in float32: 1000.3133 is rounded to 6e-5
+    z = np.asarray(z, dtype=np.float32)
+    m = z.max(axis=1, keepdims=True)
+    return z - (m + np.log(np.sum(np.exp(z - m), axis=1, keepdims=True)))
+
+
+def _log_softmax_float32_back(z):  # the same, cast back to float64 at the end
+    return _log_softmax_float32(z).astype(np.float64)
 
 
 def _log_softmax_longdouble(z):  # no shift, in long double: overflows for [20000, 19999]
@@ -70,6 +97,8 @@ CASES = {
             (_softmax_global_max,),        # the batch's maximum: nan in the row [0, -1]
             (_softmax_last_axis_shift,),   # shift along the wrong axis: 0 / 0 in a column
             (_softmax_ignores_axis,),      # the axis argument ignored
+            (_softmax_mean_shift,),        # shift by the mean: nan for [0, 2000] (ch. 5, mistake 3)
+            (_softmax_float32,),           # computed in float32: right to 7 digits only
             (_softmax(np.array([1000.0, 999.0])),),  # a result, not the function
         ],
     },
@@ -95,6 +124,9 @@ CASES = {
             (_log_of_softmax,),            # log(softmax(z)): -inf for [0, -1000, 3]
             (_log_softmax_global_max,),    # the batch's maximum: +inf in the row [0, -1]
             (_log_softmax_longdouble,),    # no shift in long double: overflows at 20000
+            (_log_softmax_mean_shift,),    # shift by the mean: -inf for [0, 2000] (ch. 5 mistake 3)
+            (_log_softmax_float32,),       # computed and returned in float32
+            (_log_softmax_float32_back,),  # computed in float32, returned as float64
         ],
     },
 }

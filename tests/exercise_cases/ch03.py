@@ -18,9 +18,10 @@ _POS, _NEG = _T5 * _softplus(-_Z5), (1 - _T5) * _softplus(_Z5)
 
 CASES = {
     "check_ex1": {
-        "accept": [(np.rint(_RAW).astype(np.int64) - 1,),
-                   (np.array([0, 9, 2, 6], dtype=np.uint8),)],
+        "accept": [(np.rint(_RAW).astype(np.int64) - 1,)],
         "reject": [
+            # uint8: torch accepts it, but 300 or ignore_index=-100 wrap silently (mistake 3)
+            (np.array([0, 9, 2, 6], dtype=np.uint8),),
             (_RAW - 1,),                              # 0-based but still float64
             (_RAW.astype(np.int64),),                 # int64 but still 1-based: 10 is out of range
             ((_RAW - 1).astype(np.int32),),           # int32: PyTorch refuses it

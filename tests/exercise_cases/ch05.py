@@ -30,6 +30,11 @@ def _lse_log1p_without_removing_max(x):
     return m + np.log1p(np.sum(np.exp(x - m)) - 1)
 
 
+def _lse_first_element_shift(x):  # shift by x[0], not the maximum: inf for [0, 1000]
+    m = x[0]
+    return m + np.log1p(np.sum(np.exp(x[1:] - m)))
+
+
 def _log_sigmoid_good(x):
     return -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
 
@@ -62,6 +67,7 @@ CASES = {
             (_lse_no_log1p,),                      # max-shift but log(1 + s): loses [0, -40]
             (_lse_no_shift,),                      # textbook: inf for [1000, 1000]
             (_lse_log1p_without_removing_max,),    # log1p of (sum - 1): 1 + s already rounded
+            (_lse_first_element_shift,),           # shift by x[0]: inf for [0, 1000]
             (_lse_good(np.array([0.0, -40.0])),),  # a number, not the function
         ],
     },
