@@ -13,6 +13,8 @@ vector.
 - :func:`gradient_descent`: the same for cross-entropy plus an L2 penalty or for the multiclass
   hinge loss (celib's ``multi_margin_loss`` and its gradient), recording the weight norm (the
   separable-data section);
+- :func:`min_margin`: the smallest margin z_{i,y_i} - max_{j != y_i} z_{i,j} of a data set,
+  for the normalised margin that gradient descent on cross-entropy drives towards the SVM's;
 - :func:`mlp_cross_entropy`, :func:`mlp_objective`, :func:`swap_hidden_units`, :func:`fit_mlp`:
   the network with one hidden layer of two tanh units (the advanced convexity section).
 """
@@ -146,6 +148,14 @@ def gradient_descent(X1, y, C: int, loss: str = "ce", lam: float = 0.0, lr: floa
             out[step] = (W.copy(), value, G)
         W = W - lr * G
     return out
+
+
+def min_margin(W: np.ndarray, X1: np.ndarray, y: np.ndarray) -> float:
+    """The smallest margin over the data set: min_i (z_{i,y_i} - max_{j != y_i} z_{i,j}) with
+    logits Z = X1 W^T; positive exactly when W separates the data."""
+    Z = X1 @ W.T
+    rival = np.where(np.eye(W.shape[0])[y] > 0, -np.inf, Z).max(axis=1)   # best wrong logit
+    return float((Z[np.arange(len(y)), y] - rival).min())
 
 
 def _unpack(theta, C: int = 3):

@@ -23,7 +23,7 @@ from celib import calibration as cc
 from celib import functional as cf
 from celib.datasets import load_mnist, stratified_split
 
-__all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "focal_torch",
+__all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "null_ece", "focal_torch",
            "reliability_plot", "simulate_calibrated", "measure", "print_table",
            "project_penultimate", "spread_ratio", "seeded_linear"]
 
@@ -147,12 +147,37 @@ def train(parts: dict, hidden: int | None = 64, epochs: int = 30, smoothing: flo
 
 def bootstrap_ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 15, reps: int = 200,
                   seed: int = 0, level: float = 0.9) -> tuple[float, float]:
-    """Percentile bootstrap interval of the ECE: resample the examples with replacement."""
+    """Percentile bootstrap range of the ECE *estimate*: resample the examples with replacement,
+    recompute, and return the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
+
+    It shows how much one measurement moves under resampling. It is not a confidence interval
+    for the true calibration error: the ECE is biased upwards, every resample inherits the bias
+    (and adds its own, since duplicated examples make the bins noisier), so the range need not
+    cover the true value; for a perfectly calibrated model it can exclude 0.
+    """
     rng = np.random.default_rng(seed)
     values = [cc.expected_calibration_error(probs[i], y[i], n_bins)
               for i in (rng.integers(0, len(y), len(y)) for _ in range(reps))]
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def null_ece(probs: np.ndarray, n_bins: int = 15, reps: int = 200, seed: int = 0) -> np.ndarray:
+    """Consistency resampling: the ECEs of ``probs`` against ``reps`` label sets drawn from
+    ``probs`` itself (row i's label from the distribution ``probs[i]``), float64.
+
+    These labels make the predictions perfectly calibrated by construction, so the values are
+    what the (biased) ECE estimator gives a perfectly calibrated model with exactly these
+    predictions: an ECE above their 95 % quantile is miscalibration, not estimator noise.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    cum = np.cumsum(probs, axis=1)
+    values = np.empty(reps)
+    for r in range(reps):
+        y = np.minimum((rng.random(len(probs))[:, None] > cum).sum(axis=1), probs.shape[1] - 1)
+        values[r] = cc.expected_calibration_error(probs, y, n_bins)
+    return values
 
 
 def simulate_calibrated(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +188,10 @@ def simulate_calibrated(n: int, seed: int = 0, classes: int = 10) -> tuple[np.nd
     return probs, np.minimum(labels, classes - 1)
 
 
-def reliability_plot(ax, bins: cc.ReliabilityBins, title: str) -> None:
-    """Bars of accuracy per bin over the diagonal of perfect calibration."""
+def reliability_plot(ax, bins: cc.ReliabilityBins, title: str, count_ax=None) -> None:
+    """Bars of accuracy per bin over the diagonal of perfect calibration; with ``count_ax``,
+    the number of examples per bin under it (log scale, each count written on its bar), since
+    a bar drawn from 1 example has the same height as one drawn from 1,000."""
     width = np.diff(bins.edges)
     full = bins.counts > 0
     ax.bar(bins.edges[:-1][full], bins.accuracies[full], width=width[full], align="edge",
@@ -178,17 +205,33 @@ def reliability_plot(ax, bins: cc.ReliabilityBins, title: str) -> None:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left", fontsize=8)
+    if count_ax is None:
+        return
+    count_ax.bar(bins.edges[:-1][full], bins.counts[full], width=width[full], align="edge",
+                 edgecolor="black", color="tab:gray")
+    for left, w, n in zip(bins.edges[:-1][full], width[full], bins.counts[full], strict=True):
+        count_ax.text(left + w / 2, n * 1.15, f"{n}", ha="center", va="bottom", fontsize=7)
+    count_ax.set_yscale("log")
+    count_ax.set_ylim(0.5, 20 * bins.counts.max())
+    count_ax.set_xlim(0, 1)
+    count_ax.set_xlabel("confidence (top-label probability)")
+    count_ax.set_ylabel("examples (log)")
+    ax.set_xlabel("")
 
 
 def measure(run: Run, parts: dict, n_bins: int = 15) -> dict:
     """The chapter's table row of a trained model, all on the held-out part: accuracy, NLL, ECE
-    with its 90 % bootstrap interval, Brier score; T fitted on the validation part and the ECE
-    and NLL after dividing by it; the mean logit norm and the mean log Z."""
+    with its 90 % bootstrap range (``boot``) and the 5 %, 50 % and 95 % quantiles of its
+    consistency-resampling null (``null``, 200 label sets drawn from the model's own q), Brier
+    score; T fitted on the validation part and the ECE and NLL after dividing by it; the mean
+    logit norm and the mean log Z."""
     zv, zh = run.logits(parts["val"][0]), run.logits(parts["held"][0])
     y = parts["held"][1]
     T = cc.fit_temperature(zv, parts["val"][1])
     row = evaluate(zh, y, n_bins)
-    row["ci"] = bootstrap_ece(cf.softmax(zh, axis=1), y, n_bins)
+    q = cf.softmax(zh, axis=1)
+    row["boot"] = bootstrap_ece(q, y, n_bins)
+    row["null"] = tuple(float(v) for v in np.quantile(null_ece(q, n_bins), [0.05, 0.5, 0.95]))
     after = evaluate(zh / T, y, n_bins)
     row.update(T=T, ece_T=after["ece"], nll_T=after["nll"], acc_T=after["acc"],
                norm=float(np.linalg.norm(zh, axis=1).mean()),
@@ -197,13 +240,16 @@ def measure(run: Run, parts: dict, n_bins: int = 15) -> dict:
 
 
 def print_table(rows: dict) -> None:
-    """Print the measured table: one row per model and loss, rounded as the text discusses."""
-    print(f"{'model, loss':26s} {'acc':>6s} {'NLL':>6s} {'ECE [90% bootstrap]':>23s} {'Brier':>6s} "
-          f"{'T':>5s} {'ECE@T':>6s}")
+    """Print the measured table: one row per model and loss, rounded as the text discusses.
+    ECEs in percent; "bootstrap" is the 90 % bootstrap range of the estimate, "null" the 90 %
+    range of the ECE that a perfectly calibrated model with the same predictions shows."""
+    print(f"{'model, loss':26s} {'acc':>5s} {'NLL':>5s} {'ECE':>5s} {'bootstrap':>12s} "
+          f"{'null':>11s} {'Brier':>5s} {'T':>5s} {'ECE@T':>5s}")
     for name, r in rows.items():
-        ci = f"{100 * r['ece']:4.1f} [{100 * r['ci'][0]:4.1f}, {100 * r['ci'][1]:4.1f}]%"
-        print(f"{name:26s} {100 * r['acc']:5.1f}% {r['nll']:6.2f} {ci:>23s} {r['brier']:6.2f} "
-              f"{r['T']:5.2f} {100 * r['ece_T']:5.1f}%")
+        boot = f"[{100 * r['boot'][0]:4.1f}, {100 * r['boot'][1]:4.1f}]"
+        null = f"[{100 * r['null'][0]:.1f}, {100 * r['null'][2]:.1f}]"
+        print(f"{name:26s} {100 * r['acc']:5.1f} {r['nll']:5.2f} {100 * r['ece']:5.1f} "
+              f"{boot:>12s} {null:>11s} {r['brier']:5.2f} {r['T']:5.2f} {100 * r['ece_T']:5.1f}")
 
 
 def project_penultimate(run: Run, X: np.ndarray, y: np.ndarray, classes=(0, 1, 2)):

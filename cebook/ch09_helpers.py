@@ -3,6 +3,10 @@ shows the ideas (the merge rule, the chunked loss, the denominator) and not the 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 import celib.functional as cf
@@ -107,3 +111,98 @@ def token_losses(batches) -> tuple[np.ndarray, np.ndarray]:
         sums.append(float(cf.cross_entropy(flat_z, flat_y, reduction="sum")))
         counts.append(int(np.sum(flat_y != -100)))
     return np.array(sums), np.array(counts)
+
+
+def ddp_head_problem(d: int = 8, seed: int = 0):
+    """The data-parallel example: a linear head W (v, d), and per micro-batch the hidden states
+    X (64, d) of ``padded_microbatches(seed)``'s tokens and their targets (-100 on the padding),
+    all float64 numpy arrays drawn from one seeded generator."""
+    batches = padded_microbatches(seed=seed)
+    v = batches[0][0].shape[-1]
+    rng = np.random.default_rng(seed + 100)
+    w = rng.standard_normal((v, d)) / np.sqrt(d)
+    data = [(rng.standard_normal((y.size, d)), y.reshape(-1)) for _, y in batches]
+    return w, data
+
+
+def ddp_world(rank: int, world_size: int) -> dict[str, np.ndarray]:
+    """One rank of a DistributedDataParallel run of ``ddp_head_problem``: rank r holds
+    micro-batch r and all-reduces the kept-token count; then, twice, it takes
+    ``loss = sum / global count`` (the second time multiplied by the world size) and runs DDP's
+    backward, which all-reduces the gradients and divides them by the world size. Returns the
+    two gradients of W (float64), ``{"sum / count": ..., "times R": ...}``."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    w, data = ddp_head_problem()
+    head = torch.nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(w))
+    model = torch.nn.parallel.DistributedDataParallel(head)
+    x, y = (torch.from_numpy(a) for a in data[rank])
+    count = (y != -100).sum()
+    dist.all_reduce(count)  # the global number of kept tokens
+    grads = {}
+    for name, factor in (("sum / count", 1), ("times R", world_size)):
+        head.weight.grad = None
+        loss = F.cross_entropy(model(x), y, reduction="sum") / count * factor
+        loss.backward()  # DDP: all-reduce of the gradients, then division by world_size
+        grads[name] = head.weight.grad.numpy().copy()
+    return grads
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what native code writes to file descriptor 2 while the block runs (the profiler
+    prints its start and stop there, with a timestamp); Python's sys.stderr is left alone."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _profiled(call):
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_native_stderr(), profile(activities=[ProfilerActivity.CPU],
+                                         profile_memory=True) as prof:
+        result = call()
+    return prof, result
+
+
+def _live_and_peak(prof) -> tuple[int, int]:
+    """Bytes still held at the end of a profiled call, and the most held at any moment."""
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        live += e.nbytes()
+        peak = max(peak, live)
+    return live, peak
+
+
+MATMULS = ("aten::mm", "aten::addmm", "aten::addmm_")
+
+
+def _matmuls(prof) -> int:
+    return sum(e.name in MATMULS for e in prof.events())
+
+
+def forward_backward(loss_fn, *args, **kwargs) -> dict[str, int]:
+    """Profile ``loss = loss_fn(*args, **kwargs).sum()`` and then ``loss.backward()`` with
+    torch's profiler. Returns
+    ``{"peak": ..., "forward": ..., "backward": ...}``: the largest number of bytes that torch's
+    CPU allocator held at any moment of the two passes for tensors allocated during them (from
+    the profiler's allocation records in time order: torch's memory is invisible to
+    tracemalloc; the bytes are the tensors' sizes, the same on every machine), and the number
+    of matrix products (mm, addmm, addmm_) run in each pass."""
+    prof_f, loss = _profiled(lambda: loss_fn(*args, **kwargs).sum())
+    prof_b, _ = _profiled(loss.backward)
+    (live_f, peak_f), (_, peak_b) = _live_and_peak(prof_f), _live_and_peak(prof_b)
+    return {"peak": max(peak_f, live_f + peak_b), "forward": _matmuls(prof_f),
+            "backward": _matmuls(prof_b)}

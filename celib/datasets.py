@@ -17,6 +17,10 @@ The directory holds the four files directly, under their original names
 (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
 ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``); it may be
 read-only, since nothing is written to it when the files are already there.
+
+:func:`load_qmnist_test_writers` reads, with the same checks, QMNIST's table of who wrote
+each MNIST test image (from ``$CELIB_QMNIST_DIR``, a folder named ``qmnist`` beside
+``$CELIB_MNIST_DIR``, or ``~/.cache/celib/qmnist``).
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal, Union
+from typing import BinaryIO, Literal, NamedTuple, Union
 
 import numpy as np
 
@@ -44,8 +48,13 @@ __all__ = [
     "MIRRORS",
     "MNISTDownloadError",
     "MNISTError",
+    "QMNIST_CHECKSUM",
+    "QMNIST_URLS",
+    "QMNISTDownloadError",
+    "QMNISTTestWriters",
     "load_mnist",
     "load_mnist_labels",
+    "load_qmnist_test_writers",
     "read_idx",
     "stratified_split",
 ]
@@ -346,14 +355,31 @@ def _describe_failure(exc: BaseException) -> str:
 def _download(
     split: str, kind: str, root: Path, mirrors: Sequence[str], progress: bool, timeout: float
 ) -> Path:
-    """Fetch one file into ``root``, trying each mirror; publish it (atomically) once verified."""
+    """Fetch one MNIST file into ``root``, trying each mirror; publish it once verified."""
     filename = _file_name(split, kind) + ".gz"
-    target = root / filename
+    urls = [mirror.rstrip("/") + "/" + filename for mirror in mirrors]
+
+    def verify(raw: bytes, url: str) -> None:
+        _verify_mnist(_decompress(raw, url), split, kind, url)
+
+    return _download_verified(root / filename, urls, verify, progress, timeout,
+                              MNISTDownloadError)
+
+
+def _download_verified(
+    target: Path,
+    urls: Sequence[str],
+    verify: Callable[[bytes, str], object],
+    progress: bool,
+    timeout: float,
+    error: Callable[[str, list[tuple[str, str]]], MNISTError],
+) -> Path:
+    """Fetch ``target`` from each URL in turn; publish it (atomically) once ``verify`` passed."""
+    root, filename = target.parent, target.name
     created = [folder for folder in (root, *root.parents) if not folder.exists()]
     root.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
-    for attempt, mirror in enumerate(mirrors, 1):
-        url = mirror.rstrip("/") + "/" + filename
+    for attempt, url in enumerate(urls, 1):
         # Same directory as the target so os.replace is an atomic rename; the dot
         # prefix keeps it out of casual listings should the process be killed.
         fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{filename}.", suffix=".part")
@@ -361,20 +387,20 @@ def _download(
         try:
             with os.fdopen(fd, "wb") as out:
                 _fetch(url, out, filename, progress, timeout)
-            _verify_mnist(_decompress(tmp.read_bytes(), url), split, kind, url)
+            verify(tmp.read_bytes(), url)
             os.chmod(tmp, 0o644)  # mkstemp creates 0600; a data cache should be readable
             os.replace(tmp, target)
             return target
         except (OSError, ValueError, http.client.HTTPException) as exc:
             failures.append((url, _describe_failure(exc)))
-            if progress and attempt < len(mirrors):
+            if progress and attempt < len(urls):
                 print(f"{url}: {failures[-1][1]}; trying the next mirror", file=sys.stderr)
         finally:
             tmp.unlink(missing_ok=True)  # after a success it is already gone
     for folder in created:  # innermost first: leave no empty cache folder behind
         with contextlib.suppress(OSError):
             folder.rmdir()
-    raise MNISTDownloadError(str(target), failures)
+    raise error(str(target), failures)
 
 
 def _load(
@@ -519,6 +545,189 @@ def load_mnist_labels(
     array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
     """
     return _load(split, "labels", root, download, mirrors, progress, timeout).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- QMNIST
+
+#: The QMNIST file that holds, for each MNIST test image, its NIST writer and series.
+QMNIST_FILE = "qmnist-test-labels.tsv.gz"
+#: Where it is downloaded from, in order: QMNIST's repository at a fixed commit, then its head.
+QMNIST_URLS: list[str] = [
+    "https://raw.githubusercontent.com/facebookresearch/qmnist/"
+    "94061367ec2e099ea18c553c75727ecf849ddb9b/qmnist-test-labels.tsv.gz",
+    "https://raw.githubusercontent.com/facebookresearch/qmnist/master/qmnist-test-labels.tsv.gz",
+]
+#: sha256 of the decompressed tab-separated payload (that of the .gz file as published is
+#: fe2001449c9580376e16fad7a14cc4f525644b6ffeadc47dc249938529002904).
+QMNIST_CHECKSUM = "eb655936ef35473cf5b3df22bcb474433a6211ecdffd3ff670651f3167bdf6b6"
+#: Environment variable naming the directory that holds :data:`QMNIST_FILE`.
+QMNIST_ENV_VAR = "CELIB_QMNIST_DIR"
+
+_QMNIST_DEFAULT_ROOT = Path("~/.cache/celib/qmnist")
+_QMNIST_SHAPE = (60_000, 8)  # QMNIST's 60,000 test digits, 8 integer columns
+
+
+class QMNISTDownloadError(MNISTDownloadError):
+    """No URL delivered a QMNIST file that passed the checks.
+
+    Parameters
+    ----------
+    path : str
+        The path the file would have been saved under.
+    failures : sequence of (str, str)
+        One ``(url, reason)`` pair per URL tried, in order.
+    """
+
+    def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        lines = [f"\n  - {url}: {reason}" for url, reason in self.failures]
+        listing = "".join(lines) or " (no URLs were given)"
+        folder = Path(path).parent
+        todo = (f"\nWithout a network, copy {QMNIST_FILE} (from github.com/facebookresearch/"
+                f"qmnist) into {folder}, or set {QMNIST_ENV_VAR} to a folder that holds it "
+                f"(a folder named qmnist beside ${ENV_VAR} is also found)")
+        MNISTError.__init__(self, path, f"download failed from every URL:{listing}"
+                            f"\nnothing was written to {folder}{todo}")
+
+
+class QMNISTTestWriters(NamedTuple):
+    """Who wrote each MNIST test image: QMNIST's columns 0-5 for the first 10,000 rows.
+
+    Every field is an int64 array of shape ``(10000,)``, in the order of MNIST's test file.
+    """
+
+    digit: np.ndarray
+    """The digit, equal to MNIST's test label (column 0)."""
+    series: np.ndarray
+    """The NIST HSF series, 0 or 4 here (column 1)."""
+    writer: np.ndarray
+    """The NIST writer ID (column 2)."""
+    writer_digit: np.ndarray
+    """The index of this digit among its writer's digits (column 3)."""
+    nist_class: np.ndarray
+    """NIST's class code, 30-39: ASCII of the digit (column 4)."""
+    nist_index: np.ndarray
+    """The global index of the digit in NIST (column 5)."""
+
+
+def _verify_qmnist(data: bytes, where: str) -> np.ndarray:
+    """Check decompressed QMNIST bytes against the checksum, then parse the table."""
+    got_sha = hashlib.sha256(data).hexdigest()
+    if got_sha != QMNIST_CHECKSUM:
+        raise MNISTError(
+            where,
+            f"sha256 mismatch: expected {QMNIST_CHECKSUM}, got {got_sha} "
+            f"(of the {len(data)} decompressed bytes)",
+        )
+    table = np.array(data.split(), dtype=np.int64)
+    if table.size != math.prod(_QMNIST_SHAPE):
+        raise MNISTError(where, f"{table.size} numbers, expected {_QMNIST_SHAPE[0]} rows "
+                         f"of {_QMNIST_SHAPE[1]}")
+    return table.reshape(_QMNIST_SHAPE)
+
+
+def _resolve_qmnist_root(root: StrPath | None) -> tuple[Path, str]:
+    """The directory to use for QMNIST, and why it was chosen (for error messages)."""
+    if root is not None:
+        return Path(root).expanduser(), "the root argument"
+    if os.environ.get(QMNIST_ENV_VAR):
+        return Path(os.environ[QMNIST_ENV_VAR]).expanduser(), f"from ${QMNIST_ENV_VAR}"
+    if os.environ.get(ENV_VAR):
+        sibling = Path(os.environ[ENV_VAR]).expanduser().parent / "qmnist"
+        if (sibling / QMNIST_FILE).is_file():
+            return sibling, f"the folder beside ${ENV_VAR}"
+    return (_QMNIST_DEFAULT_ROOT.expanduser(),
+            f"the default; pass root=, set ${QMNIST_ENV_VAR}, or put a folder named qmnist "
+            f"holding the file beside ${ENV_VAR}")
+
+
+def load_qmnist_test_writers(
+    root: StrPath | None = None,
+    download: bool = True,
+    *,
+    urls: Sequence[str] | None = None,
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+) -> QMNISTTestWriters:
+    """Load the NIST writer and series of each MNIST test image, from QMNIST.
+
+    QMNIST (Yadav and Bottou, "Cold Case: The Lost MNIST Digits", NeurIPS 2019) traced every
+    MNIST test image back to its NIST source. Its file ``qmnist-test-labels.tsv.gz`` has one
+    row per QMNIST test digit; the first 10,000 rows are MNIST's test images, in order.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        Directory holding ``qmnist-test-labels.tsv.gz``. Defaults to ``$CELIB_QMNIST_DIR``,
+        then a folder named ``qmnist`` beside ``$CELIB_MNIST_DIR`` if it holds the file, then
+        ``~/.cache/celib/qmnist``.
+    download : bool, default True
+        Whether to download the file if it is missing from ``root``.
+    urls : sequence of str, optional
+        Full URLs of the file to try in order; defaults to :data:`QMNIST_URLS`.
+    progress : bool, default True
+        Show a progress bar on stderr while downloading.
+    timeout : float, default 30.0
+        Socket timeout in seconds for each download attempt.
+
+    Returns
+    -------
+    QMNISTTestWriters
+        Named int64 arrays of shape ``(10000,)``: ``digit`` (equal to MNIST's test labels),
+        ``series`` (NIST HSF series), ``writer`` (NIST writer ID), ``writer_digit``,
+        ``nist_class`` and ``nist_index``.
+
+    Raises
+    ------
+    MNISTError
+        The file is corrupt: bad gzip stream, or a sha256 mismatch of its decompressed
+        payload against :data:`QMNIST_CHECKSUM`. :class:`QMNISTDownloadError` (a subclass)
+        if every URL failed; it lists each URL and why, and says what to copy where.
+    FileNotFoundError
+        If the file is missing and ``download`` is False.
+
+    Notes
+    -----
+    The checks and the download are those of :func:`load_mnist`: every load verifies the
+    checksum; a download goes to a temporary file in ``root``, renamed into place only after
+    it passed, and deleted on any failure (with any cache folder it created). A corrupt file
+    already in ``root`` is reported, not replaced. The file is BSD-licensed by its authors.
+
+    In MNIST's test file, rows 0-4,999 are all NIST series 4 (writers 2351-2599, high-school
+    students), and rows 5,000-9,999 are 4,999 digits of series 0 and one of series 4 (writers
+    326-2387): the opposite of the order given on MNIST's web page. Explained in chapter 7
+    (The MNIST label-index question, book/07_mnist_labels.ipynb).
+
+    Examples
+    --------
+    >>> w = load_qmnist_test_writers()  # doctest: +SKIP
+    >>> w.series[:5000].tolist() == [4] * 5000  # doctest: +SKIP
+    True
+    >>> int(w.writer[:5000].min()), int(w.writer[:5000].max())  # doctest: +SKIP
+    (2351, 2599)
+    >>> np.bincount(w.series[5000:]).tolist()  # doctest: +SKIP
+    [4999, 0, 0, 0, 1]
+    """
+    directory, why = _resolve_qmnist_root(root)
+    path = directory / QMNIST_FILE
+    if not path.is_file():
+        urls = QMNIST_URLS if urls is None else urls
+        if not download:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"QMNIST file {QMNIST_FILE} not found in {directory} ({why}); call with "
+                f"download=True to fetch it (from {urls[0] if urls else 'a URL'}), "
+                "or copy it there yourself",
+                str(path),
+            )
+
+        def verify(raw: bytes, url: str) -> None:
+            _verify_qmnist(_decompress(raw, url), url)
+
+        path = _download_verified(path, urls, verify, progress, timeout, QMNISTDownloadError)
+    table = _verify_qmnist(_decompress(path.read_bytes(), str(path)), str(path))
+    rows = table[: _RECORDS["test"]]
+    return QMNISTTestWriters(*(rows[:, k].copy() for k in range(len(QMNISTTestWriters._fields))))
 
 
 def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:

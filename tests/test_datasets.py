@@ -3,7 +3,8 @@
 Nothing here touches the real network: downloads go to a local HTTP server on
 127.0.0.1 that serves small crafted "MNIST" files (their checksums are patched
 into ``CHECKSUMS``) and misbehaves on request. The real-data tests read the
-shared read-only MNIST folder and are skipped when it is not available.
+shared read-only MNIST folder and are skipped when it is not available; so are the QMNIST
+tests, which read the shared ``qmnist`` folder beside it (a corrupt copy is crafted from it).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import celib.datasets as ds
-from celib.datasets import (MNISTDownloadError, MNISTError, load_mnist, load_mnist_labels,
-                            read_idx, stratified_split)
+from celib.datasets import (MNISTDownloadError, MNISTError, QMNISTDownloadError, load_mnist,
+                            load_mnist_labels, load_qmnist_test_writers, read_idx,
+                            stratified_split)
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_LABELS = "t10k-labels-idx1-ubyte"
@@ -111,7 +113,10 @@ def fake_checksums(monkeypatch: pytest.MonkeyPatch, fakes: dict[str, bytes]) -> 
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may fall back to the real mirrors or the user's cache by accident."""
     monkeypatch.setattr(ds, "MIRRORS", ["http://127.0.0.1:9/never-used/"])
+    monkeypatch.setattr(ds, "QMNIST_URLS", ["http://127.0.0.1:9/never-used/qmnist.tsv.gz"])
     monkeypatch.delenv("CELIB_MNIST_DIR", raising=False)
+    monkeypatch.delenv("CELIB_QMNIST_DIR", raising=False)
+    monkeypatch.setenv("HOME", "/nonexistent-home-for-celib-tests")  # no user cache either
 
 
 def _real_root() -> Path | None:
@@ -815,3 +820,133 @@ def test_stratified_split_mnist_test_file(real_root: Path) -> None:
 def test_stratified_split_errors(labels: np.ndarray, sizes: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         stratified_split(labels, sizes, seed=0)
+
+
+# ----------------------------------------------------------------------------- QMNIST
+
+QMNIST = "qmnist-test-labels.tsv.gz"
+QMNIST_GZ_SHA256 = "fe2001449c9580376e16fad7a14cc4f525644b6ffeadc47dc249938529002904"  # README
+
+
+def _real_qmnist_root() -> Path | None:
+    env = os.environ.get("CELIB_QMNIST_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [root.parent / "qmnist" for root in [REAL_ROOT] if root is not None]
+    candidates.append(REPO.parent / "shared" / "data" / "qmnist")
+    return next((c for c in candidates if (c / QMNIST).is_file()), None)
+
+
+REAL_QMNIST_ROOT = _real_qmnist_root()
+
+
+@pytest.fixture
+def qmnist_root() -> Path:
+    if REAL_QMNIST_ROOT is None:
+        pytest.skip("QMNIST file not available: set CELIB_QMNIST_DIR or provide "
+                    "../shared/data/qmnist")
+    return REAL_QMNIST_ROOT
+
+
+@pytest.fixture
+def qmnist_server(qmnist_root: Path) -> Iterator[str]:
+    """A local server whose '<mode>/qmnist-test-labels.tsv.gz' misbehaves as for MNIST."""
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.files = {QMNIST.removesuffix(".gz"): (qmnist_root / QMNIST).read_bytes()}
+    httpd.release = threading.Event()
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+def test_qmnist_checksums_match_the_readme(qmnist_root: Path) -> None:
+    raw = (qmnist_root / QMNIST).read_bytes()
+    assert len(raw) == 478_170 and hashlib.sha256(raw).hexdigest() == QMNIST_GZ_SHA256
+    assert hashlib.sha256(gzip.decompress(raw)).hexdigest() == ds.QMNIST_CHECKSUM
+
+
+def test_qmnist_rows_as_chapter_7_uses_them(qmnist_root: Path, real_root: Path) -> None:
+    w = load_qmnist_test_writers(root=qmnist_root, download=False)
+    assert all(a.shape == (10_000,) and a.dtype == np.int64 for a in w)
+    np.testing.assert_array_equal(w.digit, load_mnist_labels("test", real_root, download=False))
+    np.testing.assert_array_equal(w.nist_class, 30 + w.digit)  # 30-39: the digit's ASCII code
+    first, second = slice(0, 5000), slice(5000, 10_000)
+    assert np.all(w.series[first] == 4)  # the high-school students
+    assert (w.writer[first].min(), w.writer[first].max()) == (2351, 2599)
+    assert np.bincount(w.series[second]).tolist() == [4999, 0, 0, 0, 1]
+    assert (w.writer[second].min(), w.writer[second].max()) == (326, 2387)
+    assert np.flatnonzero(w.series[second] == 4).tolist() == [0]  # row 5,000, writer 2387
+    census = w.writer[second][w.series[second] == 0]
+    assert (census.min(), census.max(), len(np.unique(census))) == (326, 373, 48)
+    assert len(np.unique(w.writer[first])) == 249
+
+
+def test_qmnist_root_rules(qmnist_root: Path, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A folder named qmnist beside $CELIB_MNIST_DIR, used only if it holds the file.
+    (tmp_path / "mnist").mkdir()
+    monkeypatch.setenv("CELIB_MNIST_DIR", str(tmp_path / "mnist"))
+    with pytest.raises(FileNotFoundError, match=re.escape("(the default; pass root=")):
+        load_qmnist_test_writers(download=False)
+    (tmp_path / "qmnist").mkdir()
+    shutil.copy(qmnist_root / QMNIST, tmp_path / "qmnist" / QMNIST)
+    assert load_qmnist_test_writers(download=False).series[0] == 4
+    # $CELIB_QMNIST_DIR comes first: an empty folder there is reported, not skipped.
+    monkeypatch.setenv("CELIB_QMNIST_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match=re.escape("elsewhere (from $CELIB_QMNIST_DIR)")):
+        load_qmnist_test_writers(download=False)
+
+
+def test_qmnist_corrupt_file_is_refused_not_replaced(qmnist_root: Path, tmp_path: Path) -> None:
+    payload = bytearray(gzip.decompress((qmnist_root / QMNIST).read_bytes()))
+    payload[0:1] = b"1"  # image 0 relabelled: the digit 7 becomes 1, still a valid table
+    path = tmp_path / QMNIST
+    path.write_bytes(gz(bytes(payload)))
+    with pytest.raises(MNISTError, match=problem(path, "sha256 mismatch: expected "
+                                                       f"{ds.QMNIST_CHECKSUM}, got ")):
+        load_qmnist_test_writers(root=tmp_path, urls=["http://127.0.0.1:9/never-used"])
+    assert path.read_bytes() == gz(bytes(payload))
+    path.write_bytes(flip_middle((qmnist_root / QMNIST).read_bytes()))
+    with pytest.raises(MNISTError, match=problem(path, "corrupt gzip stream: ")):
+        load_qmnist_test_writers(root=tmp_path, download=False)
+
+
+def test_qmnist_download_falls_back_and_lands(qmnist_server: str, tmp_path: Path) -> None:
+    root = tmp_path / "cache" / "qmnist"
+    urls = [f"{qmnist_server}{mode}/{QMNIST}" for mode in ("corrupt", "badsum", "good")]
+    w = load_qmnist_test_writers(root=root, urls=urls, progress=False)
+    assert w.series[:5000].tolist() == [4] * 5000
+    assert listing(root) == [QMNIST]  # no temporary file left behind
+    assert stat.S_IMODE((root / QMNIST).stat().st_mode) == 0o644
+
+
+def test_qmnist_download_failure_says_what_to_copy_where(qmnist_server: str,
+                                                         tmp_path: Path) -> None:
+    root = tmp_path / "cache" / "qmnist"
+    urls = [f"{qmnist_server}{mode}/{QMNIST}" for mode in ("corrupt", "drop", "missing")]
+    with pytest.raises(QMNISTDownloadError) as info:
+        load_qmnist_test_writers(root=root, urls=urls, progress=False)
+    message = str(info.value)
+    assert isinstance(info.value, MNISTDownloadError) and info.value.failures[2][1] == (
+        "HTTP 404 Not Found")
+    assert message.startswith(f"{root / QMNIST}: download failed from every URL:\n")
+    assert "sha256" not in message and "corrupt gzip stream" in message
+    assert message.endswith(f"nothing was written to {root}\nWithout a network, copy {QMNIST} "
+                            f"(from github.com/facebookresearch/qmnist) into {root}, or set "
+                            "CELIB_QMNIST_DIR to a folder that holds it (a folder named qmnist "
+                            "beside $CELIB_MNIST_DIR is also found)")
+    assert listing(tmp_path) == []  # not even the cache folders it created
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is QMNISTDownloadError and str(again) == message
+
+
+def test_qmnist_download_false_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"QMNIST file {QMNIST} not found in {tmp_path} (the root argument); call with "
+            "download=True to fetch it (from http://127.0.0.1:9/never-used/qmnist.tsv.gz)")):
+        load_qmnist_test_writers(root=tmp_path, download=False)
+    assert listing(tmp_path) == []

@@ -20,22 +20,53 @@ from . import as_array, call_reader, checker, correct, require
 __all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
 
+def _overflowed(answer, x: np.ndarray) -> bool:
+    """True if ``answer`` has x's shape and is not finite exactly where |x| > 709, beyond the
+    range of float64's exp: the mark of a formula that overflows (exp(800) / (1 + exp(800)) is
+    inf / inf = nan)."""
+    try:
+        values = np.asarray(answer, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if values.shape != x.shape:
+        return False
+    bad = ~np.isfinite(values)
+    return bool(bad.any() and np.all(np.abs(x[bad]) > 709))
+
+
 @checker
 def check_ex1(bce_grad) -> None:
-    """Exercise 1: d/dx of the summed binary cross-entropy with logits x and targets p."""
-    x = np.random.default_rng(5).normal(scale=3.0, size=8)
-    p = np.random.default_rng(6).uniform(size=8)
+    """Exercise 1: d/dx of the summed binary cross-entropy with logits x and targets p.
+
+    Eight moderate logits are compared with finite differences; four large ones (|x| up to 800,
+    where exp overflows in float64) with torch autograd, which is exact there.
+    """
+    x_mid = np.random.default_rng(5).normal(scale=3.0, size=8)
+    x = np.concatenate([x_mid, [-800.0, -40.0, 40.0, 800.0]])
+    p = np.random.default_rng(6).uniform(size=len(x))
     numeric = cg.numerical_grad(
-        lambda v: cf.binary_cross_entropy_with_logits(v, p, reduction="sum"), x)
-    got = as_array(call_reader(bce_grad, x.copy(), p.copy(), what="bce_grad"), "bce_grad(x, p)",
-                   shape=x.shape)
-    require(not np.allclose(got, -numeric, atol=1e-6),
+        lambda v: cf.binary_cross_entropy_with_logits(v, p[:8], reduction="sum"), x_mid)
+    xt = torch.tensor(x, requires_grad=True)
+    F.binary_cross_entropy_with_logits(xt, torch.from_numpy(p), reduction="sum").backward()
+    expected = xt.grad.numpy()
+    assert np.allclose(expected[:8], numeric, atol=1e-8)    # the two references agree
+    answer = call_reader(bce_grad, x.copy(), p.copy(), what="bce_grad")
+    require(not _overflowed(answer, x),
+            "bce_grad(x, p) is not finite where |x| = 800: exp overflows in float64 beyond "
+            "709.78 (exp(800) = inf, and inf / inf = nan). Which way of writing sigma(x) never "
+            "divides inf by inf?")
+    got = as_array(answer, "bce_grad(x, p)", shape=x.shape)
+    require(not np.allclose(got, -expected, atol=1e-6),
             "the sign is flipped: the gradient is prediction minus target")
-    require(not np.allclose(got, numeric / len(x), atol=1e-8),
+    require(not np.allclose(got, expected / len(x), atol=1e-8),
             "that is the gradient of the mean; the exercise asks for the sum")
-    require(np.allclose(got, numeric, atol=1e-8),
-            f"max error {np.abs(got - numeric).max():.2e} against finite differences")
-    correct("matches finite differences of celib's binary_cross_entropy_with_logits.")
+    require(np.allclose(got[:8], numeric, atol=1e-8),
+            f"max error {np.abs(got[:8] - numeric).max():.2e} against finite differences")
+    require(np.allclose(got, expected, atol=1e-8),
+            f"max error {np.abs(got - expected).max():.2e} against torch autograd at the "
+            "large logits (|x| = 40 and 800)")
+    correct("matches finite differences of celib's binary_cross_entropy_with_logits, and "
+            "torch autograd at logits up to ±800.")
 
 
 @checker

@@ -42,8 +42,12 @@ def check_ex2(ece) -> None:
     """Exercise 2: the 5-bin ECE of EX2_PROBS, EX2_LABELS with right-closed bins."""
     ece = as_number(ece, "the ECE")
     right = expected_calibration_error(EX2_PROBS, EX2_LABELS, n_bins=5)
+    # 0.26 comes from two readings: left-closed bins as torchmetrics (0.6 in [0.6, 0.8), 1.0
+    # alone), or the reliability of class 1 (q_1 against [y == 1]) instead of the top label
     require(not math.isclose(ece, 0.26, abs_tol=1e-6),
-            "that is the left-closed binning (0.6 in [0.6, 0.8), 1.0 alone): bins are (a, b]")
+            "0.26 is what left-closed bins [a, b) give, and also the calibration of class 1 "
+            "(q_1 against y == 1); use the top-label confidence max_c q_c, count a hit when the "
+            "argmax equals the label, and right-closed bins (a, b]")
     require(math.isclose(ece, right, abs_tol=1e-9),
             "weight each bin's |accuracy - mean confidence| by its share of the 5 examples")
     correct(f"ECE = {ece:.2f} with bins ((m-1)/5, m/5]")

@@ -80,6 +80,9 @@ def check_ex3(loss) -> None:
             "same say as the long one")
     require(not math.isclose(value, float(sums.sum()) / len(sums), rel_tol=1e-9),
             "dividing the summed loss by the number of micro-batches is not a mean per token")
+    require(not math.isclose(value, len(sums) * right, rel_tol=1e-9),
+            "the factor R = 2 makes up for DDP dividing the gradients by its number of ranks; "
+            "the loss of the whole batch at once has no such factor")
     require(math.isclose(value, right, rel_tol=1e-9),
             "sum the token losses of both micro-batches and divide by the number of kept "
             "(not -100) tokens in both")

@@ -52,8 +52,13 @@ _H_diag_only = sum(np.kron(np.diag(q), np.outer(x, x)) for q, x in zip(_S, _X1, 
 
 CASES = {
     "check_ex1": {
-        "accept": [(lambda x, p: _sigmoid(x) - p,)],
+        "accept": [
+            (lambda x, p: _sigmoid(x) - p,),   # exp(-x) = inf for x < -709 gives 1 / inf = 0: right
+            (lambda x, p: np.exp(-np.logaddexp(0.0, -x)) - p,),  # no overflow at all
+        ],
         "reject": [
+            # overflow-prone: exp(800) = inf, and inf / inf = nan
+            (lambda x, p: np.exp(x) / (1 + np.exp(x)) - p,),
             (lambda x, p: p - _sigmoid(x),),                 # sign flipped: target minus prediction
             (lambda x, p: (_sigmoid(x) - p) / len(x),),      # gradient of the mean, not the sum
             (lambda x, p: _sigmoid(x) * (1 - _sigmoid(x)) - p,),  # sigma' instead of sigma

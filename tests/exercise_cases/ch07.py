@@ -5,16 +5,20 @@ They need the MNIST files of ``$CELIB_MNIST_DIR`` (as the chapter does).
 
 import numpy as np
 
+from cebook.exercises.ch07 import _held_out_models
 from celib.datasets import load_mnist_labels, stratified_split
 
 _labels = load_mnist_labels("test", download=False)
 _train = load_mnist_labels("train", download=False)
 _held = _labels[stratified_split(_labels, [8000, 2000], seed=0)[1]]
 
-# Exercise 3: digit predictions at the ten-output model's accuracy (91.3%): the held-out digits
-# with every eleventh one replaced by a wrong digit.
-_good = _held.copy()
-_good[::11] = (_good[::11] + 3) % 10
+# Exercise 3: the page's two models replayed; the answer is the eleven-output model's argmax
+# over logits 1 to 10. Wrong answers that still score >= 90% against the digits:
+_pred_ten, _logits11 = _held_out_models()
+_rescued = np.argmax(_logits11[:, 1:], axis=1)
+_corrupted = _held.copy()  # the digits with 7.5% of them replaced by a wrong digit
+_flipped = np.random.default_rng(0).choice(len(_held), 150, replace=False)
+_corrupted[_flipped] = (_corrupted[_flipped] + 3) % 10
 
 # Exercise 4: the constant prediction q (training label shares) scored on the held-out labels.
 _q = np.bincount(_train, minlength=10) / len(_train)
@@ -44,9 +48,13 @@ CASES = {
         ],
     },
     "check_ex3": {
-        "accept": [(_good,)],
+        "accept": [(_rescued,), (np.argmax(_logits11, axis=1) - 1,)],  # both readings
         "reject": [
-            ((_held + 1) % 11,),                  # argmax of all eleven logits, read as the digit
+            (_held,),                             # the held-out digits themselves (100%)
+            (_corrupted,),                        # the digits, 7.5% corrupted (92.5%)
+            (_pred_ten,),                         # the ten-output model's predictions (91.3%)
+            (np.argmax(_logits11, axis=1),),      # argmax of all eleven logits, read as the digit
+            ((_held + 1) % 11,),                  # the Lua-style labels, read as the digit
             (_held[:1000],),                      # only half of the held-out images
             ((_held + 1) % 10,),                  # a shift the wrong way round
         ],

@@ -16,6 +16,7 @@ CASES = {
         "accept": [(0.14,)],
         "reject": [
             (0.26,),         # left-closed bins as torchmetrics, 1.0 in its own bin
+            (0.26,),         # class-1 reliability (q_1 against [y == 1]), not the top label
             (0.5 / 3,),      # unweighted mean of the non-empty bins' gaps
             (None,),         # blank
         ],

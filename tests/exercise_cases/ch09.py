@@ -57,6 +57,7 @@ CASES = {
         "reject": [
             (float(np.mean(_sums / _counts)),),  # mean of per-micro-batch means
             (float(_sums.sum() / 2),),  # divided by the number of micro-batches
+            (float(2 * _sums.sum() / _counts.sum()),),  # times R = 2, DDP's factor, not wanted here
             ("0.5",),  # not a number
         ],
     },
