@@ -127,6 +127,15 @@ class MNISTError(ValueError):
         return (type(self), (self.path, self.problem))
 
 
+def _failure_message(failures: list[tuple[str, str]], source: str, folder: Path,
+                     todo: str) -> str:
+    """What a failed download says: each ``source`` (mirror, URL) tried and why it failed,
+    that nothing was written, and what to do without a network."""
+    listing = "".join(f"\n  - {url}: {reason}" for url, reason in failures)
+    return (f"download failed from every {source}:{listing or f' (no {source}s were given)'}"
+            f"\nnothing was written to {folder}{todo}")
+
+
 class MNISTDownloadError(MNISTError):
     """No mirror delivered a file that passed the checks.
 
@@ -140,13 +149,10 @@ class MNISTDownloadError(MNISTError):
 
     def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
         self.failures = list(failures)
-        lines = [f"\n  - {url}: {reason}" for url, reason in self.failures]
-        listing = "".join(lines) or " (no mirrors were given)"
         folder = Path(path).parent
-        written = f"\nnothing was written to {folder}"
         todo = (f"\nWithout a network, copy the MNIST .gz files (this one is {Path(path).name})"
                 f" into {folder}, or set {ENV_VAR} to a folder that holds them")
-        super().__init__(path, f"download failed from every mirror:{listing}{written}{todo}")
+        super().__init__(path, _failure_message(self.failures, "mirror", folder, todo))
 
     def __reduce__(self) -> tuple[type, tuple[object, ...]]:
         return (type(self), (self.path, self.failures))
@@ -580,14 +586,11 @@ class QMNISTDownloadError(MNISTDownloadError):
 
     def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
         self.failures = list(failures)
-        lines = [f"\n  - {url}: {reason}" for url, reason in self.failures]
-        listing = "".join(lines) or " (no URLs were given)"
         folder = Path(path).parent
         todo = (f"\nWithout a network, copy {QMNIST_FILE} (from github.com/facebookresearch/"
                 f"qmnist) into {folder}, or set {QMNIST_ENV_VAR} to a folder that holds it "
                 f"(a folder named qmnist beside ${ENV_VAR} is also found)")
-        MNISTError.__init__(self, path, f"download failed from every URL:{listing}"
-                            f"\nnothing was written to {folder}{todo}")
+        MNISTError.__init__(self, path, _failure_message(self.failures, "URL", folder, todo))
 
 
 class QMNISTTestWriters(NamedTuple):
