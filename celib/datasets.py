@@ -127,6 +127,17 @@ class MNISTError(ValueError):
         return (type(self), (self.path, self.problem))
 
 
+def _not_found(data_set: str, path: Path, why: str, source: str) -> FileNotFoundError:
+    """The error for a missing file with ``download=False``: where it was looked for, and the
+    two ways to get it."""
+    return FileNotFoundError(
+        errno.ENOENT,
+        f"{data_set} file {path.name} not found in {path.parent} ({why}); call with "
+        f"download=True to fetch it (from {source}), or copy it there yourself",
+        str(path),
+    )
+
+
 def _failure_message(failures: list[tuple[str, str]], source: str, folder: Path,
                      todo: str) -> str:
     """What a failed download says: each ``source`` (mirror, URL) tried and why it failed,
@@ -424,13 +435,7 @@ def _load(
     if not path.is_file():
         mirrors = MIRRORS if mirrors is None else mirrors
         if not download:
-            raise FileNotFoundError(
-                errno.ENOENT,
-                f"MNIST file {filename} not found in {directory} ({why}); call with "
-                f"download=True to fetch it (from {mirrors[0] if mirrors else 'a mirror'}), "
-                "or copy it there yourself",
-                str(path),
-            )
+            raise _not_found("MNIST", path, why, mirrors[0] if mirrors else "a mirror")
         path = _download(split, kind, directory, mirrors, progress, timeout)
     return _verify_mnist(_decompress(path.read_bytes(), str(path)), split, kind, str(path))
 
@@ -716,13 +721,7 @@ def load_qmnist_test_writers(
     if not path.is_file():
         urls = QMNIST_URLS if urls is None else urls
         if not download:
-            raise FileNotFoundError(
-                errno.ENOENT,
-                f"QMNIST file {QMNIST_FILE} not found in {directory} ({why}); call with "
-                f"download=True to fetch it (from {urls[0] if urls else 'a URL'}), "
-                "or copy it there yourself",
-                str(path),
-            )
+            raise _not_found("QMNIST", path, why, urls[0] if urls else "a URL")
 
         def verify(raw: bytes, url: str) -> None:
             _verify_qmnist(_decompress(raw, url), url)
