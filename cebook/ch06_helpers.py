@@ -16,7 +16,10 @@ vector.
 - :func:`min_margin`: the smallest margin z_{i,y_i} - max_{j != y_i} z_{i,j} of a data set,
   for the normalised margin that gradient descent on cross-entropy drives towards the SVM's;
 - :func:`mlp_cross_entropy`, :func:`mlp_objective`, :func:`swap_hidden_units`, :func:`fit_mlp`:
-  the network with one hidden layer of two tanh units (the advanced convexity section).
+  the network with one hidden layer of two tanh units (the advanced convexity section);
+- :func:`weight_hessian`, :func:`descent_path`: the Hessian in W and plain gradient descent at a
+  chosen learning rate (the step-size section);
+- :func:`bias_objective`: softmax regression with an unpenalised bias (exercise 5).
 """
 
 from __future__ import annotations
@@ -198,3 +201,31 @@ def fit_mlp(X, y, lam: float, seed: int = 0):
 
     optimiser.step(closure)
     return theta.detach()
+
+
+def weight_hessian(W: np.ndarray, X1: np.ndarray) -> np.ndarray:
+    """The Hessian of softmax regression's mean cross-entropy in W (flattened row by row):
+    the mean over examples of (diag(q_i) - q_i q_i^T) ⊗ x_i x_i^T (exercise 4's formula)."""
+    Q = cf.softmax(X1 @ W.T, axis=1)
+    return sum(np.kron(np.diag(q) - np.outer(q, q), np.outer(x, x))
+               for q, x in zip(Q, X1, strict=True)) / len(X1)
+
+
+def descent_path(X1, y, C: int, lr: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient descent on the mean cross-entropy from W = 0: the loss before each of ``steps``
+    steps and after the last (``steps + 1`` values), and the final W."""
+    W = np.zeros((C, X1.shape[1]))
+    losses = np.empty(steps + 1)
+    for step in range(steps + 1):
+        losses[step], G = _ce_fast(W, X1, y, 0.0)
+        if step < steps:
+            W = W - lr * G
+    return losses, W
+
+
+def bias_objective(theta, X, y, lam: float):
+    """Softmax regression with a separate, unpenalised bias (exercise 5): mean cross-entropy of
+    z = W x + b plus lam ||W||^2, with theta = (W row by row, then b) as a torch tensor."""
+    C, D = int(y.max()) + 1, X.shape[1]
+    W, b = theta[:C * D].reshape(C, D), theta[C * D:]
+    return F.cross_entropy(X @ W.T + b, y) + lam * (W ** 2).sum()

@@ -21,21 +21,27 @@ import numpy as np
 
 from celib import calibration as cc
 from celib import functional as cf
-from celib.datasets import load_mnist, stratified_split
+from celib.datasets import load_mnist, load_qmnist_test_writers, stratified_split
 
-__all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "null_ece", "focal_torch",
+__all__ = ["load_parts", "Run", "train", "evaluate", "bootstrap_ece", "focal_torch",
            "reliability_plot", "simulate_calibrated", "measure", "print_table",
-           "project_penultimate", "spread_ratio", "seeded_linear"]
+           "project_penultimate", "spread_ratio", "seeded_linear", "RECALIBRATIONS",
+           "recalibration_metrics", "compare_recalibrations", "print_recalibrations",
+           "POPULATIONS", "population_parts", "shift_experiment", "print_shift"]
+
+
+def _part_rows(labels: np.ndarray) -> dict:
+    """Row numbers in MNIST's test file of the parts "fit", "val" and "held"."""
+    train, held = stratified_split(labels, [8000, 2000], seed=0)
+    fit, val = stratified_split(labels[train], [7000, 1000], seed=1)
+    return {"fit": train[fit], "val": train[val], "held": held}
 
 
 def load_parts() -> dict:
     """The parts ``{"fit": (X, y), "val": (X, y), "held": (X, y)}``, X float64 in [0, 1]."""
     images, labels = load_mnist("test", download=False)
     X = images.reshape(len(images), -1) / 255.0
-    train, held = stratified_split(labels, [8000, 2000], seed=0)
-    fit, val = stratified_split(labels[train], [7000, 1000], seed=1)
-    parts = {"fit": train[fit], "val": train[val], "held": held}
-    return {k: (X[i], labels[i].astype(np.int64)) for k, i in parts.items()}
+    return {k: (X[i], labels[i].astype(np.int64)) for k, i in _part_rows(labels).items()}
 
 
 @dataclass
@@ -162,24 +168,6 @@ def bootstrap_ece(probs: np.ndarray, y: np.ndarray, n_bins: int = 15, reps: int 
     return float(lo), float(hi)
 
 
-def null_ece(probs: np.ndarray, n_bins: int = 15, reps: int = 200, seed: int = 0) -> np.ndarray:
-    """Consistency resampling: the ECEs of ``probs`` against ``reps`` label sets drawn from
-    ``probs`` itself (row i's label from the distribution ``probs[i]``), float64.
-
-    These labels make the predictions perfectly calibrated by construction, so the values are
-    what the (biased) ECE estimator gives a perfectly calibrated model with exactly these
-    predictions: an ECE above their 95 % quantile is miscalibration, not estimator noise.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    cum = np.cumsum(probs, axis=1)
-    values = np.empty(reps)
-    for r in range(reps):
-        y = np.minimum((rng.random(len(probs))[:, None] > cum).sum(axis=1), probs.shape[1] - 1)
-        values[r] = cc.expected_calibration_error(probs, y, n_bins)
-    return values
-
-
 def simulate_calibrated(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and labels drawn from them: a perfectly calibrated model by construction."""
     rng = np.random.default_rng(seed)
@@ -231,7 +219,8 @@ def measure(run: Run, parts: dict, n_bins: int = 15) -> dict:
     row = evaluate(zh, y, n_bins)
     q = cf.softmax(zh, axis=1)
     row["boot"] = bootstrap_ece(q, y, n_bins)
-    row["null"] = tuple(float(v) for v in np.quantile(null_ece(q, n_bins), [0.05, 0.5, 0.95]))
+    null = cc.consistency_null_ece(q, n_bins)
+    row["null"] = tuple(float(v) for v in np.quantile(null, [0.05, 0.5, 0.95]))
     after = evaluate(zh / T, y, n_bins)
     row.update(T=T, ece_T=after["ece"], nll_T=after["nll"], acc_T=after["acc"],
                norm=float(np.linalg.norm(zh, axis=1).mean()),
@@ -269,3 +258,119 @@ def spread_ratio(points: np.ndarray, labels: np.ndarray) -> float:
                       for c, m in zip(classes, means, strict=True)])
     between = np.mean([np.linalg.norm(a - b) for i, a in enumerate(means) for b in means[i + 1:]])
     return float(within / between)
+
+
+# --------------------------------------------------------------------------------------------
+# Recalibration maps compared, over seeds (Guo et al.'s Table 1)
+# --------------------------------------------------------------------------------------------
+
+RECALIBRATIONS = ("none", "temperature", "histogram binning", "isotonic")
+
+
+def _recalibrated(run: Run, parts: dict) -> dict:
+    """The held-out probabilities under each map, every map fitted on the validation part."""
+    zv, zh = run.logits(parts["val"][0]), run.logits(parts["held"][0])
+    yv = parts["val"][1]
+    qv, qh = cf.softmax(zv, axis=1), cf.softmax(zh, axis=1)
+    T = cc.fit_temperature(zv, yv)
+    return {"none": qh, "temperature": cf.softmax(zh / T, axis=1),
+            "histogram binning": cc.fit_histogram_binning(qv, yv).apply(qh),
+            "isotonic": cc.fit_isotonic(qv, yv).apply(qh)}
+
+
+def recalibration_metrics(q: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, NLL (inf if some q_y = 0), how many q_y are 0, ECE, debiased RMS calibration
+    error, classwise ECE (all 15 bins), Brier score and its decomposition (15 bins per class)."""
+    q_y = q[np.arange(len(y)), y]
+    with np.errstate(divide="ignore"):
+        nll = float(-np.mean(np.log(q_y)))
+    d = cc.brier_decomposition(q, y)
+    return {"acc": float(np.mean(q.argmax(1) == y)), "nll": nll, "zeros": int(np.sum(q_y == 0)),
+            "ece": cc.expected_calibration_error(q, y),
+            "debiased": cc.debiased_calibration_error(q, y),
+            "classwise": cc.classwise_ece(q, y), "brier": cc.brier_score(q, y),
+            "rel": d.reliability, "ref": d.refinement,
+            "within": d.within_variance - 2 * d.within_covariance, "total": d.total}
+
+
+def compare_recalibrations(parts: dict, seeds=range(5), trained: dict | None = None) -> dict:
+    """``{map: {metric: array over seeds}}`` for the MLP trained with seeds ``seeds`` (a run
+    already trained for a seed can be passed in ``trained``)."""
+    per_seed = []
+    for seed in seeds:
+        run = (trained or {}).get(seed) or train(parts, epochs=40, seed=seed, track=False)
+        per_seed.append({k: recalibration_metrics(q, parts["held"][1])
+                         for k, q in _recalibrated(run, parts).items()})
+    return {k: {m: np.array([s[k][m] for s in per_seed]) for m in per_seed[0][k]}
+            for k in RECALIBRATIONS}
+
+
+def _mean_sd(values: np.ndarray, scale: float, digits: int) -> str:
+    if not np.all(np.isfinite(values)):
+        return "inf"
+    return f"{scale * values.mean():.{digits}f}±{scale * values.std(ddof=1):.{digits}f}"
+
+
+def print_recalibrations(table: dict) -> None:
+    """Two tables, mean ± sample standard deviation over the seeds: the metrics (percent, NLL in
+    nats), then the Brier score = REL + REF + within-bin terms."""
+    print(f"{'map':18s} {'acc %':>9s} {'NLL':>11s} {'q_y=0':>5s} {'ECE %':>8s} "
+          f"{'debiased %':>10s} {'classwise %':>11s}")
+    for name, m in table.items():
+        print(f"{name:18s} {_mean_sd(m['acc'], 100, 1):>9s} {_mean_sd(m['nll'], 1, 3):>11s} "
+              f"{m['zeros'].mean():5.0f} {_mean_sd(m['ece'], 100, 1):>8s} "
+              f"{_mean_sd(m['debiased'], 100, 1):>10s} {_mean_sd(m['classwise'], 100, 2):>11s}")
+    print(f"\n{'map':18s} {'Brier':>13s} {'= REL':>13s} {'+ REF':>13s} {'+ within':>9s}")
+    for name, m in table.items():
+        print(f"{name:18s} {_mean_sd(m['brier'], 1, 4):>13s} {_mean_sd(m['rel'], 1, 4):>13s} "
+              f"{_mean_sd(m['ref'], 1, 4):>13s} {m['within'].mean():9.4f}")
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration under a natural shift: QMNIST's two writer populations
+# --------------------------------------------------------------------------------------------
+
+#: NIST series of each writer population in MNIST's test file (chapter 7): the high-school
+#: students wrote series 4 (rows 0-4,999 and row 5,000), the Census employees series 0.
+POPULATIONS = {"students": 4, "Census": 0}
+
+
+def population_parts(population: str) -> dict:
+    """The chapter's parts restricted to one writer population: ``{"fit", "val", "held"}``."""
+    images, labels = load_mnist("test", download=False)
+    series = load_qmnist_test_writers(download=False).series
+    X = images.reshape(len(images), -1) / 255.0
+    rows = {k: r[series[r] == POPULATIONS[population]] for k, r in _part_rows(labels).items()}
+    return {k: (X[r], labels[r].astype(np.int64)) for k, r in rows.items()}
+
+
+def shift_experiment(seed: int = 0) -> list:
+    """For each population A: train the MLP on A's fit part, fit T on the validation part of
+    each population, and measure on each population's held-out part with no T, the T of the
+    training population A and the T of the test population. One dict per (A, test, T)."""
+    pops = {p: population_parts(p) for p in POPULATIONS}
+    out = []
+    for source, parts in pops.items():
+        run = train(parts, epochs=40, seed=seed, track=False)
+        Ts = {p: cc.fit_temperature(run.logits(pops[p]["val"][0]), pops[p]["val"][1])
+              for p in pops}
+        for target, tparts in pops.items():
+            z, y = run.logits(tparts["held"][0]), tparts["held"][1]
+            for label, T in (("none", 1.0), ("T of train", Ts[source]), ("T of test", Ts[target])):
+                q = cf.softmax(z / T, axis=1)
+                null = np.quantile(cc.consistency_null_ece(q), [0.05, 0.95])
+                out.append({"train": source, "test": target, "T_from": label, "T": T,
+                            "n": len(y), "acc": float(np.mean(z.argmax(1) == y)),
+                            "nll": float(cf.cross_entropy(z / T, y)),
+                            "ece": cc.expected_calibration_error(q, y), "null": tuple(null)})
+    return out
+
+
+def print_shift(rows: list) -> None:
+    """The shift experiment's rows, ECE in percent with its null's 90 % range."""
+    print(f"{'trained on':10s} {'tested on':9s} {'N':>5s} {'acc %':>5s} {'T from':10s} "
+          f"{'T':>4s} {'NLL':>5s} {'ECE %':>5s} {'null':>11s}")
+    for r in rows:
+        null = f"[{100 * r['null'][0]:.1f}, {100 * r['null'][1]:.1f}]"
+        print(f"{r['train']:10s} {r['test']:9s} {r['n']:5d} {100 * r['acc']:5.1f} "
+              f"{r['T_from']:10s} {r['T']:4.2f} {r['nll']:5.3f} {100 * r['ece']:5.1f} {null:>11s}")

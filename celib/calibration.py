@@ -2,12 +2,15 @@
 
 A model is *calibrated* when, among the examples to which it gives confidence about 0.8, about
 80 % are right. This module measures that (:func:`expected_calibration_error` with the
-per-bin numbers of a reliability diagram, :func:`brier_score`), repairs it after training
-(:func:`fit_temperature`, temperature scaling) and gives the loss that changes it during
-training (:func:`focal_loss`; its gradient is :func:`focal_loss_grad`).
+per-bin numbers of a reliability diagram and its null distribution
+:func:`consistency_null_ece`, :func:`classwise_ece`, :func:`debiased_calibration_error`,
+:func:`brier_score` and :func:`brier_decomposition`), repairs it after training
+(:func:`fit_temperature`, temperature scaling; :func:`fit_histogram_binning` and
+:func:`fit_isotonic`) and gives the loss that changes it during training (:func:`focal_loss`;
+its gradient is :func:`focal_loss_grad`).
 Chapter 8 (Probabilities you can trust, book/08_calibration.ipynb) explains all of it.
 
-Only numpy is needed.
+Only numpy is needed (scikit-learn too, imported when :func:`fit_isotonic` is called).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from ._layout import rows, unrows
 from .functional import log_softmax
 
 __all__ = ["expected_calibration_error", "reliability_bins", "ReliabilityBins", "brier_score",
-           "fit_temperature", "focal_loss", "focal_loss_grad", "MAX_BINS"]
+           "consistency_null_ece", "classwise_ece", "debiased_calibration_error",
+           "brier_decomposition", "BrierDecomposition", "fit_histogram_binning", "fit_isotonic",
+           "Recalibration", "fit_temperature", "focal_loss", "focal_loss_grad", "MAX_BINS"]
 
 NORMS = ("l1", "l2", "max")
 STRATEGIES = ("uniform", "quantile")
@@ -357,6 +362,551 @@ def brier_score(probs: ArrayLike, labels: ArrayLike) -> float:
     d = p.copy()
     d[np.arange(len(y)), y] -= 1.0
     return float(np.mean(np.sum(d * d, axis=1)))
+
+
+def _check_count(value: object, name: str, low: int, high: int, meaning: str) -> int:
+    """An integer in [low, high] as a Python int; a bool, a float or None is a TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer ({meaning}), got {value!r} "
+                        f"of type {type(value).__name__}")
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}] ({meaning}), "
+                         f"got {value!r}")
+    return number
+
+
+def _class_bins(p: np.ndarray, m: int) -> np.ndarray:
+    """For every entry q_ic, its right-closed uniform bin ((k-1)/M, k/M] as k - 1, shape (N, C)."""
+    edges = np.arange(m + 1, dtype=np.float64) / m
+    return np.clip(np.searchsorted(edges, p, side="left") - 1, 0, m - 1)
+
+
+def _per_bin_means(which: np.ndarray, values: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
+    """Counts and means of ``values`` (N, C) per bin (M, C) of ``which`` (N, C); nan if empty."""
+    c = which.shape[1]
+    flat = (which + m * np.arange(c)).ravel(order="F")       # class c's bins are c*M .. c*M+M-1
+    counts = np.bincount(flat, minlength=m * c).reshape(c, m).T
+    sums = np.bincount(flat, weights=values.ravel(order="F"), minlength=m * c).reshape(c, m).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts, sums / counts
+
+
+def consistency_null_ece(probs: ArrayLike, n_bins: int = 15, reps: int = 200, seed: int = 0,
+                         strategy: str = "uniform") -> np.ndarray:
+    """ECEs of ``probs`` against label sets drawn from ``probs`` itself (consistency resampling).
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities, each row summing to 1 (within 1e-3).
+    n_bins : int, default 15
+        M, the number of bins of the ECE, as in :func:`expected_calibration_error`.
+    reps : int, default 200
+        How many label sets to draw, from 1 to 10**6.
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng`` (an integer >= 0): the same seed gives the same
+        values on every machine.
+    strategy : {'uniform', 'quantile'}, default 'uniform'
+        The ECE's binning, see :func:`reliability_bins`.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (reps,)
+        :math:`\\mathrm{ECE}(q, \\tilde y^{(r)})` for :math:`r = 1..R`, where each
+        :math:`\\tilde y^{(r)}_i` is drawn from the distribution :math:`q_i` (row i of
+        ``probs``).
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs``, ``n_bins`` or ``strategy`` (as in :func:`reliability_bins`), or
+        ``reps`` or ``seed`` out of range.
+    TypeError
+        If ``n_bins``, ``reps`` or ``seed`` is not an integer, or ``probs`` is a longdouble
+        array.
+
+    Notes
+    -----
+    Labels drawn from q make the predictions perfectly calibrated by construction, so these
+    values are what the (upward-biased) ECE estimator gives a perfectly calibrated model with
+    exactly these predictions: its null distribution. A measured ECE above their 95 %
+    quantile is evidence of miscalibration; one inside their range is not. Bröcker and Smith
+    (2007) introduced this resampling for reliability diagrams. Label i is the first class c
+    with :math:`u_i < \\sum_{j \\le c} q_{ij}` for a uniform :math:`u_i` (the last class if
+    rounding leaves the row's sum below :math:`u_i`).
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] J. Bröcker and L. A. Smith, "Increasing the reliability of reliability diagrams",
+       Weather and Forecasting 22(3), 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from celib.calibration import consistency_null_ece
+    >>> null = consistency_null_ece(np.full((400, 2), 0.5), n_bins=10, reps=50)
+    >>> null.shape, bool(null.min() >= 0), bool(np.median(null) < 0.1)
+    ((50,), True, True)
+    """
+    p = _probs(probs)
+    m = _check_n_bins(n_bins)
+    _option(strategy, "strategy", STRATEGIES)
+    count = _check_count(reps, "reps", 1, 10**6, "the number of label sets")
+    rng = np.random.default_rng(_check_count(seed, "seed", 0, 2**63 - 1, "a generator seed"))
+    cum = np.cumsum(p, axis=1)
+    values = np.empty(count)
+    for r in range(count):
+        y = np.minimum((rng.random(len(p))[:, None] > cum).sum(axis=1), p.shape[1] - 1)
+        values[r] = reliability_bins(p, y, m, strategy).error("l1")
+    return values
+
+
+def classwise_ece(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
+    """Classwise expected calibration error (Kull et al. 2019): every class's probability, not
+    only the top one, against how often that class is the label.
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities, each row summing to 1 (within 1e-3).
+    labels : array_like of int, shape (N,)
+        The true class indices, in ``[0, C)``.
+    n_bins : int, default 15
+        M, the number of equal-width, right-closed bins per class, as in
+        :func:`reliability_bins`.
+
+    Returns
+    -------
+    float
+        With :math:`B_{cm}` the examples whose :math:`q_{ic}` lies in bin m,
+
+        .. math::
+           \\mathrm{cwECE} = \\frac1C \\sum_{c=1}^{C} \\sum_{m=1}^{M}
+           \\frac{|B_{cm}|}{N} \\Big| \\frac{1}{|B_{cm}|}\\sum_{i \\in B_{cm}} [y_i = c]
+           - \\frac{1}{|B_{cm}|}\\sum_{i \\in B_{cm}} q_{ic} \\Big| .
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs``, ``labels`` or ``n_bins`` (as in :func:`reliability_bins`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``probs`` is a longdouble array.
+    IndexError
+        If a label is outside ``[0, C)``.
+
+    Notes
+    -----
+    The top-label ECE looks only at :math:`\\max_c q_{ic}`; a model can be calibrated there and
+    wrong about its second choices. Class c's term is the binary ECE of :math:`q_{\\cdot c}`
+    against the indicator :math:`[y = c]`, which torchmetrics computes as
+    ``binary_calibration_error`` (with left-closed bins). Like the ECE it is biased upwards on
+    finite data.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and P. Flach,
+       "Beyond temperature scaling: obtaining well-calibrated multiclass probabilities with
+       Dirichlet calibration", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from celib.calibration import classwise_ece
+    >>> round(classwise_ece([[0.9, 0.1], [0.6, 0.4]], [0, 1], n_bins=2), 4)
+    0.25
+    """
+    p = _probs(probs)
+    y = _labels(labels, p.shape[0], p.shape[1], "probs")
+    m = _check_n_bins(n_bins)
+    hit = (y[:, None] == np.arange(p.shape[1])).astype(np.float64)
+    which = _class_bins(p, m)
+    counts, freq = _per_bin_means(which, hit, m)
+    _, conf = _per_bin_means(which, p, m)
+    gaps = np.where(counts > 0, np.abs(freq - conf), 0.0)
+    return float(np.sum(counts * gaps) / len(y) / p.shape[1])
+
+
+def debiased_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15,
+                               strategy: str = "quantile", squared: bool = False) -> float:
+    """Top-label root-mean-square calibration error with Kumar et al.'s (2019) bias correction.
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities, each row summing to 1 (within 1e-3).
+    labels : array_like of int, shape (N,)
+        The true class indices, in ``[0, C)``.
+    n_bins : int, default 15
+        M, the number of bins.
+    strategy : {'uniform', 'quantile'}, default 'quantile'
+        The binning of :func:`reliability_bins`; equal-mass bins, as Kumar et al. use, keep
+        every bin's count large.
+    squared : bool, default False
+        Return the debiased estimate of the *squared* error, which can be negative, instead of
+        its square root (0 where the estimate is not positive).
+
+    Returns
+    -------
+    float
+        With :math:`n_m` examples in bin m, accuracy :math:`a_m` and mean confidence
+        :math:`c_m`, the estimate of :math:`\\mathrm{CE}_2^2` is
+
+        .. math::
+           \\widehat{\\mathrm{CE}_2^2} = \\sum_m \\frac{n_m}{N} \\Big[(a_m - c_m)^2
+           - \\frac{a_m (1 - a_m)}{n_m - 1}\\Big]
+
+        (the correction is 0 for a bin of one example); the function returns
+        :math:`\\sqrt{\\max(0, \\widehat{\\mathrm{CE}_2^2})}`, or the estimate itself with
+        ``squared=True``.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs``, ``labels``, ``n_bins`` or ``strategy`` (as in
+        :func:`reliability_bins`).
+    TypeError
+        If ``n_bins`` is not an integer, ``squared`` is not a bool, or ``probs`` is a
+        longdouble array.
+    IndexError
+        If a label is outside ``[0, C)``.
+
+    Notes
+    -----
+    The plug-in :math:`(a_m - c_m)^2` overestimates the squared gap of bin m by the variance of
+    :math:`a_m`, :math:`\\mu_m(1 - \\mu_m)/n_m`; :math:`a_m(1 - a_m)/(n_m - 1)` is that
+    variance's unbiased estimate when the bin's labels share one success probability, so the
+    difference is an unbiased estimate of :math:`(\\mu_m - c_m)^2`. For a perfectly calibrated
+    model the squared estimate scatters around 0 instead of sitting above it. This is the
+    debiased estimator of Kumar, Liang and Ma (2019); torchmetrics has it only in a private
+    function (``_ce_compute(..., norm="l2", debias=True)``, left-closed bins), which the tests
+    compare with. It estimates the l2 error, not the l1 ECE.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] A. Kumar, P. Liang and T. Ma, "Verified uncertainty calibration", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from celib.calibration import debiased_calibration_error
+    >>> probs = [[0.8, 0.2]] * 4 + [[0.6, 0.4]] * 4
+    >>> labels = [0, 0, 0, 1, 0, 0, 1, 1]
+    >>> round(debiased_calibration_error(probs, labels, n_bins=2, squared=True), 6)
+    -0.066667
+    """
+    if not isinstance(squared, (bool, np.bool_)):
+        raise TypeError(f"squared must be a bool, got {squared!r} of type "
+                        f"{type(squared).__name__}")
+    bins = reliability_bins(probs, labels, n_bins, strategy)
+    full = bins.counts > 0
+    n, acc, conf = bins.counts[full], bins.accuracies[full], bins.confidences[full]
+    correction = np.where(n > 1, acc * (1 - acc) / np.maximum(n - 1, 1), 0.0)
+    estimate = float(np.sum(n / n.sum() * ((acc - conf) ** 2 - correction)))
+    return estimate if squared else math.sqrt(max(estimate, 0.0))
+
+
+@dataclass(frozen=True)
+class BrierDecomposition:
+    """The terms of the Brier score on binned forecasts, summed over the classes.
+
+    Attributes
+    ----------
+    reliability : float
+        :math:`\\sum_c \\sum_m \\frac{n_{cm}}{N}(\\bar q_{cm} - \\bar o_{cm})^2`: the calibration
+        term (0 for a calibrated forecast).
+    resolution : float
+        :math:`\\sum_c \\sum_m \\frac{n_{cm}}{N}(\\bar o_{cm} - \\bar o_c)^2`: how far the bins'
+        frequencies are from the base rates (larger is better).
+    uncertainty : float
+        :math:`\\sum_c \\bar o_c (1 - \\bar o_c)`: the Brier score of always forecasting the base
+        rates; a property of the labels alone.
+    within_variance : float
+        :math:`\\sum_c \\frac1N \\sum_i (q_{ic} - \\bar q_{c,m(i)})^2`, 0 when the forecasts are
+        constant within each bin.
+    within_covariance : float
+        :math:`\\sum_c \\frac1N \\sum_i (q_{ic} - \\bar q_{c,m(i)})(o_{ic} - \\bar o_{c,m(i)})`, 0
+        when the forecasts are constant within each bin.
+
+    Notes
+    -----
+    Made by :func:`brier_decomposition`; explained in chapter 8 (Probabilities you can trust,
+    book/08_calibration.ipynb).
+    """
+
+    reliability: float
+    resolution: float
+    uncertainty: float
+    within_variance: float
+    within_covariance: float
+
+    @property
+    def refinement(self) -> float:
+        """``uncertainty - resolution``: the Brier score left after perfect recalibration of
+        binned forecasts."""
+        return self.uncertainty - self.resolution
+
+    @property
+    def total(self) -> float:
+        """``reliability - resolution + uncertainty + within_variance - 2 within_covariance``,
+        the Brier score exactly (up to rounding)."""
+        return (self.reliability - self.resolution + self.uncertainty + self.within_variance
+                - 2 * self.within_covariance)
+
+
+def brier_decomposition(probs: ArrayLike, labels: ArrayLike,
+                        n_bins: int = 15) -> BrierDecomposition:
+    """Murphy's decomposition of the Brier score into calibration and refinement terms.
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities, each row summing to 1 (within 1e-3).
+    labels : array_like of int, shape (N,)
+        The true class indices, in ``[0, C)``.
+    n_bins : int, default 15
+        M, the number of equal-width, right-closed bins of each class's probability.
+
+    Returns
+    -------
+    BrierDecomposition
+        Reliability, resolution, uncertainty and the two within-bin terms, summed over the C
+        classes, such that
+
+        .. math::
+           \\mathrm{Brier} = \\mathrm{REL} - \\mathrm{RES} + \\mathrm{UNC} + \\mathrm{WBV}
+           - 2\\,\\mathrm{WBC}
+
+        exactly. On binned forecasts (every :math:`q_{ic}` replaced by its bin's mean) the
+        within-bin terms vanish and Brier = REL + (UNC − RES): calibration plus refinement.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs``, ``labels`` or ``n_bins`` (as in :func:`reliability_bins`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``probs`` is a longdouble array.
+    IndexError
+        If a label is outside ``[0, C)``.
+
+    Notes
+    -----
+    The multiclass Brier score of :func:`brier_score` is the sum over classes c of the binary
+    Brier score of :math:`q_{\\cdot c}` against :math:`o_{ic} = [y_i = c]`; each is decomposed
+    over the bins of :math:`q_{\\cdot c}` (Murphy 1973). Expanding
+    :math:`(q - o)^2` around the bin means gives the three classical terms and, for forecasts
+    that vary within a bin, the within-bin variance and covariance of Stephenson, Coelho and
+    Jolliffe (2008). DeGroot and Fienberg (1983) call REL the calibration and UNC − RES the
+    refinement.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] A. H. Murphy, "A new vector partition of the probability score", Journal of Applied
+       Meteorology 12(4), 1973.
+    .. [2] D. B. Stephenson, C. A. S. Coelho and I. T. Jolliffe, "Two extra components in the
+       Brier score decomposition", Weather and Forecasting 23(4), 2008.
+
+    Examples
+    --------
+    >>> from celib.calibration import brier_decomposition, brier_score
+    >>> probs, labels = [[0.8, 0.2], [0.8, 0.2], [0.3, 0.7]], [0, 1, 1]
+    >>> d = brier_decomposition(probs, labels, n_bins=5)
+    >>> round(d.reliability, 4), round(d.refinement, 4), round(brier_score(probs, labels), 4)
+    (0.18, 0.3333, 0.5133)
+    """
+    p = _probs(probs)
+    y = _labels(labels, p.shape[0], p.shape[1], "probs")
+    m = _check_n_bins(n_bins)
+    n = len(y)
+    hit = (y[:, None] == np.arange(p.shape[1])).astype(np.float64)
+    which = _class_bins(p, m)
+    counts, freq = _per_bin_means(which, hit, m)
+    _, conf = _per_bin_means(which, p, m)
+    full = counts > 0
+    base = hit.mean(axis=0)
+    cols = np.arange(p.shape[1])
+    dq, do = p - conf[which, cols], hit - freq[which, cols]
+    return BrierDecomposition(
+        reliability=float(np.sum(counts[full] * (conf[full] - freq[full]) ** 2) / n),
+        resolution=float(np.sum(counts * np.where(full, freq - base, 0.0) ** 2) / n),
+        uncertainty=float(np.sum(base * (1 - base))),
+        within_variance=float(np.sum(dq * dq) / n),
+        within_covariance=float(np.sum(dq * do) / n))
+
+
+# --------------------------------------------------------------------------------------------
+# Recalibration maps
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recalibration:
+    """A fitted one-vs-rest recalibration map: each class's probability is mapped on its own,
+    then every row is renormalised to sum to 1.
+
+    Attributes
+    ----------
+    method : str
+        ``'histogram'`` (:func:`fit_histogram_binning`) or ``'isotonic'``
+        (:func:`fit_isotonic`).
+    knots : tuple of numpy.ndarray
+        Per class: the bin edges (histogram binning) or the increasing breakpoints (isotonic).
+    values : tuple of numpy.ndarray
+        Per class: the value of each bin, or the fitted value at each breakpoint.
+
+    Notes
+    -----
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+    """
+
+    method: str
+    knots: tuple
+    values: tuple
+
+    def apply(self, probs: ArrayLike) -> np.ndarray:
+        """Map ``probs`` (N, C), with the C of the fit, to recalibrated probabilities (N, C),
+        float64; a row that every map sends to 0 becomes uniform."""
+        p = _probs(probs)
+        if p.shape[1] != len(self.values):
+            raise ValueError(f"probs must have C = {len(self.values)} columns, the classes of "
+                             f"the fit, got shape {p.shape}")
+        out = np.empty_like(p)
+        for c, (knots, values) in enumerate(zip(self.knots, self.values, strict=True)):
+            if self.method == "histogram":
+                which = np.clip(np.searchsorted(knots, p[:, c], side="left") - 1, 0,
+                                len(values) - 1)
+                out[:, c] = values[which]
+            else:
+                out[:, c] = np.interp(p[:, c], knots, values)
+        sums = out.sum(axis=1, keepdims=True)
+        return np.where(sums > 0, out / np.where(sums > 0, sums, 1.0), 1.0 / p.shape[1])
+
+
+def fit_histogram_binning(probs: ArrayLike, labels: ArrayLike,
+                          n_bins: int = 15) -> Recalibration:
+    """Histogram binning (Zadrozny and Elkan 2001), one-vs-rest: each class's probability is
+    replaced by the frequency of that class among the fitting examples in its bin.
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities of a validation set (never of the test set).
+    labels : array_like of int, shape (N,)
+        Their true class indices, in ``[0, C)``.
+    n_bins : int, default 15
+        M, the number of equal-width, right-closed bins per class.
+
+    Returns
+    -------
+    Recalibration
+        ``apply(probs)`` maps new probabilities: :math:`g_c(q_c) = \\theta_{c,m(q_c)}`, then
+        the row is divided by its sum.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs``, ``labels`` or ``n_bins`` (as in :func:`reliability_bins`).
+    TypeError
+        If ``n_bins`` is not an integer, or ``probs`` is a longdouble array.
+    IndexError
+        If a label is outside ``[0, C)``.
+
+    Notes
+    -----
+    :math:`\\theta_{cm} = \\frac{1}{|B_{cm}|}\\sum_{i \\in B_{cm}} [y_i = c]` minimises the
+    squared error :math:`\\sum_{i \\in B_{cm}} (\\theta_{cm} - [y_i = c])^2`; an empty bin keeps
+    its midpoint. Unlike temperature scaling it can change the argmax, hence the accuracy, and a
+    class with :math:`\\theta = 0` gets probability 0, so the NLL can be infinite on new data.
+    Guo et al. (2017) compare it with temperature scaling in their Table 1.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] B. Zadrozny and C. Elkan, "Obtaining calibrated probability estimates from decision
+       trees and naive Bayesian classifiers", ICML 2001.
+    .. [2] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On calibration of modern neural
+       networks", ICML 2017.
+
+    Examples
+    --------
+    >>> from celib.calibration import fit_histogram_binning
+    >>> fit = fit_histogram_binning([[0.9, 0.1], [0.9, 0.1], [0.3, 0.7]], [0, 1, 1], n_bins=2)
+    >>> fit.values[0].tolist(), fit.apply([[0.95, 0.05]]).round(3).tolist()
+    ([0.0, 0.5], [[0.5, 0.5]])
+    """
+    p = _probs(probs)
+    y = _labels(labels, p.shape[0], p.shape[1], "probs")
+    m = _check_n_bins(n_bins)
+    hit = (y[:, None] == np.arange(p.shape[1])).astype(np.float64)
+    counts, freq = _per_bin_means(_class_bins(p, m), hit, m)
+    edges = np.arange(m + 1, dtype=np.float64) / m
+    middle = (edges[:-1] + edges[1:]) / 2
+    theta = np.where(counts > 0, freq, middle[:, None])
+    return Recalibration("histogram", (edges,) * p.shape[1],
+                         tuple(theta[:, c].copy() for c in range(p.shape[1])))
+
+
+def fit_isotonic(probs: ArrayLike, labels: ArrayLike) -> Recalibration:
+    """Isotonic regression (Zadrozny and Elkan 2002), one-vs-rest: each class's probability is
+    mapped by the non-decreasing function that best fits that class's indicator.
+
+    Parameters
+    ----------
+    probs : array_like, shape (N, C)
+        Predicted class probabilities of a validation set (never of the test set).
+    labels : array_like of int, shape (N,)
+        Their true class indices, in ``[0, C)``.
+
+    Returns
+    -------
+    Recalibration
+        ``apply(probs)`` maps new probabilities: :math:`g_c` interpolates linearly between the
+        fitted breakpoints and is constant beyond the first and last; then the row is divided
+        by its sum.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``probs`` or ``labels`` (as in :func:`reliability_bins`).
+    TypeError
+        If ``probs`` is a longdouble array.
+    IndexError
+        If a label is outside ``[0, C)``.
+    ImportError
+        If scikit-learn is not installed (it is imported only here).
+
+    Notes
+    -----
+    :math:`g_c` minimises :math:`\\sum_i (g_c(q_{ic}) - [y_i = c])^2` over non-decreasing
+    functions with values in [0, 1], found by pool-adjacent-violators in
+    ``sklearn.isotonic.IsotonicRegression`` (``out_of_bounds="clip"``). Like histogram
+    binning, but with bins chosen by the data; it can change the argmax and give a class
+    probability 0.
+    Explained in chapter 8 (Probabilities you can trust, book/08_calibration.ipynb).
+
+    References
+    ----------
+    .. [1] B. Zadrozny and C. Elkan, "Transforming classifier scores into accurate multiclass
+       probability estimates", KDD 2002.
+
+    Examples
+    --------
+    >>> from celib.calibration import fit_isotonic
+    >>> fit = fit_isotonic([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]], [0, 1, 0, 1])
+    >>> fit.values[0].round(3).tolist()
+    [0.0, 0.5, 0.5, 1.0]
+    """
+    p = _probs(probs)
+    y = _labels(labels, p.shape[0], p.shape[1], "probs")
+    from sklearn.isotonic import IsotonicRegression   # lazily: celib needs only numpy
+    knots, values = [], []
+    for c in range(p.shape[1]):
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        iso.fit(p[:, c], (y == c).astype(np.float64))
+        knots.append(np.asarray(iso.X_thresholds_, np.float64))
+        values.append(np.asarray(iso.y_thresholds_, np.float64))
+    return Recalibration("isotonic", tuple(knots), tuple(values))
 
 
 # --------------------------------------------------------------------------------------------

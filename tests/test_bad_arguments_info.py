@@ -32,6 +32,10 @@ EXEMPT = {
     "celib.calibration.ReliabilityBins": "a result, made by reliability_bins; its one method "
                                          "with an argument, error(norm), is a row",
     "celib.calibration.MAX_BINS": "a constant",
+    "celib.calibration.BrierDecomposition": "a result, made by brier_decomposition; its "
+                                            "properties take no arguments",
+    "celib.calibration.Recalibration": "a result, made by fit_histogram_binning and "
+                                       "fit_isotonic; its one method, apply(probs), is a row",
 }
 
 # numpy's and Python's own messages: a user reading one does not learn which argument was wrong.
@@ -75,6 +79,21 @@ VALID: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
         "reduction": "mean"}),
     "celib.calibration.ReliabilityBins.error": (
         calibration.reliability_bins(PROBS, LABELS).error, {"norm": "l1"}),
+    "celib.calibration.consistency_null_ece": (calibration.consistency_null_ece, {
+        "probs": PROBS, "n_bins": 15, "reps": 5, "seed": 0, "strategy": "uniform"}),
+    "celib.calibration.classwise_ece": (calibration.classwise_ece, {
+        "probs": PROBS, "labels": LABELS, "n_bins": 15}),
+    "celib.calibration.debiased_calibration_error": (calibration.debiased_calibration_error, {
+        "probs": PROBS, "labels": LABELS, "n_bins": 15, "strategy": "quantile",
+        "squared": False}),
+    "celib.calibration.brier_decomposition": (calibration.brier_decomposition, {
+        "probs": PROBS, "labels": LABELS, "n_bins": 15}),
+    "celib.calibration.fit_histogram_binning": (calibration.fit_histogram_binning, {
+        "probs": PROBS, "labels": LABELS, "n_bins": 15}),
+    "celib.calibration.fit_isotonic": (calibration.fit_isotonic, {
+        "probs": PROBS, "labels": LABELS}),
+    "celib.calibration.Recalibration.apply": (
+        calibration.fit_histogram_binning(PROBS, LABELS).apply, {"probs": PROBS}),
 }
 
 
@@ -198,6 +217,23 @@ def _bins_rows() -> list[Bad]:
     ]
 
 
+def _n_bins_rows() -> list[Bad]:
+    """The n_bins rows alone, for the functions without a strategy argument."""
+    return [bad for bad in _bins_rows() if bad.argument == "n_bins"]
+
+
+def _null_rows() -> list[Bad]:
+    return [
+        Bad("reps", 0, ValueError), Bad("reps", 10**7, ValueError), Bad("reps", 2.0, TypeError),
+        Bad("reps", True, TypeError), Bad("reps", "5", TypeError), Bad("reps", None, TypeError),
+        Bad("seed", -1, ValueError), Bad("seed", 1.5, TypeError), Bad("seed", True, TypeError),
+        Bad("seed", None, TypeError),
+    ]
+
+
+SQUARED_ROWS = [Bad("squared", 1, TypeError), Bad("squared", None, TypeError),
+                Bad("squared", "yes", TypeError)]
+
 NORM_ROWS = [Bad("norm", "L1", ValueError), Bad("norm", None, ValueError),
              Bad("norm", np.array(["l1", "l2"]), ValueError), Bad("norm", 1, ValueError)]
 
@@ -272,6 +308,20 @@ TABLE: dict[str, list[Bad]] = {
                                           + _longdouble_rows(np.zeros((2, 3)), "input")
                                           + _longdouble_rows(np.ones(3), "alpha")),
     "celib.calibration.ReliabilityBins.error": NORM_ROWS,
+    "celib.calibration.consistency_null_ece": (_probs_rows() + _bins_rows() + _null_rows()
+                                               + _longdouble_rows(PROBS, "probs")),
+    "celib.calibration.classwise_ece": (_probs_rows() + _labels_rows(2, 2) + _n_bins_rows()
+                                        + _longdouble_rows(PROBS, "probs")),
+    "celib.calibration.debiased_calibration_error": (_probs_rows() + _labels_rows(2, 2)
+                                                     + _bins_rows() + SQUARED_ROWS),
+    "celib.calibration.brier_decomposition": (_probs_rows() + _labels_rows(2, 2)
+                                              + _n_bins_rows()),
+    "celib.calibration.fit_histogram_binning": (_probs_rows() + _labels_rows(2, 2)
+                                                + _n_bins_rows()),
+    "celib.calibration.fit_isotonic": (_probs_rows() + _labels_rows(2, 2)
+                                       + _longdouble_rows(PROBS, "probs")),
+    "celib.calibration.Recalibration.apply": (
+        _probs_rows() + [Bad("probs", np.full((2, 3), 1 / 3), ValueError, why="C")]),
 }
 
 CASES = [(name, bad) for name, rows in TABLE.items() for bad in rows]

@@ -555,3 +555,227 @@ def test_metrics_give_no_runtime_warning(strategy):
             for n_bins, norm in itertools.product((1, 3, 100), NORMS):
                 cc.expected_calibration_error(probs, labels, n_bins, norm, strategy)
             cc.brier_score(probs, labels)
+
+
+# --------------------------------------------------------------------------------------------
+# Consistency null, classwise ECE, debiased CE, Brier decomposition, recalibration maps (issue 22)
+# --------------------------------------------------------------------------------------------
+
+def _loop_bin(value, m):
+    """Right-closed uniform bin of one probability, written out: ((k-1)/M, k/M] -> k - 1."""
+    for k in range(m):
+        if value <= Fraction(k + 1, m):
+            return k
+    return m - 1
+
+
+def _loop_class_bins(probs, labels, m):
+    """{(c, k): [(q_ic, [y_i = c]) ...]} one example and one class at a time."""
+    bins = {}
+    for i in range(len(labels)):
+        for c in range(probs.shape[1]):
+            key = (c, _loop_bin(Fraction(float(probs[i, c])), m))
+            bins.setdefault(key, []).append((probs[i, c], float(labels[i] == c)))
+    return bins
+
+
+def test_consistency_null_is_the_ece_of_labels_drawn_from_q():
+    probs, _ = _random_probs(np.random.default_rng(0), 300, 4)
+    got = cc.consistency_null_ece(probs, n_bins=10, reps=20, seed=3)
+    rng = np.random.default_rng(3)
+    for r in range(20):                       # the definition: y_i ~ q_i by inverse CDF
+        u = rng.random(len(probs))
+        y = np.array([min(int(np.sum(u[i] > np.cumsum(probs[i]))), 3) for i in range(len(u))])
+        assert got[r] == cc.expected_calibration_error(probs, y, 10)
+    assert got.dtype == np.float64 and got.shape == (20,)
+    np.testing.assert_array_equal(got, cc.consistency_null_ece(probs, 10, 20, 3))
+
+
+def test_consistency_null_centres_on_the_bias_of_a_calibrated_model():
+    # labels really drawn from q: the measured ECE is a draw from the same distribution
+    rng = np.random.default_rng(1)
+    probs, _ = _random_probs(rng, 2000, 10)
+    y = np.array([rng.choice(10, p=row) for row in probs])
+    null = cc.consistency_null_ece(probs, reps=100)
+    lo, hi = np.quantile(null, [0.01, 0.99])
+    assert lo < cc.expected_calibration_error(probs, y) < hi and lo > 0
+
+
+def test_classwise_ece_matches_a_loop_and_torchmetrics():
+    from torchmetrics.functional.classification import binary_calibration_error
+    rng = np.random.default_rng(2)
+    for n, c, m in ((50, 3, 5), (400, 10, 15), (7, 2, 4)):
+        probs, labels = _random_probs(rng, n, c)
+        bins = _loop_class_bins(probs, labels, m)
+        loop = sum(len(v) / n * abs(np.mean([o for _, o in v]) - np.mean([q for q, _ in v]))
+                   for v in bins.values()) / c
+        got = cc.classwise_ece(probs, labels, m)
+        assert abs(got - loop) < 1e-12
+        theirs = np.mean([float(binary_calibration_error(
+            torch.tensor(probs[:, j]), torch.tensor((labels == j).astype(np.int64)), n_bins=m))
+            for j in range(c)])                    # no probability on an edge: bins agree
+        assert abs(got - theirs) < 1e-6
+
+
+def test_classwise_ece_of_binary_is_twice_the_class_one_ece():
+    # for C = 2 class 1's probability is 1 - class 0's: the two terms are equal
+    probs, labels = _random_probs(np.random.default_rng(4), 200, 2)
+    one = cc.classwise_ece(probs, labels, 10)
+    bins = _loop_class_bins(probs, labels, 10)
+    class0 = sum(len(v) / 200 * abs(np.mean([o for _, o in v]) - np.mean([q for q, _ in v]))
+                 for (c, _), v in bins.items() if c == 0)
+    assert abs(one - class0) < 1e-12
+
+
+def _loop_debiased(probs, labels, m, strategy):
+    bins = cc.reliability_bins(probs, labels, m, strategy)
+    conf, right = probs.max(1), probs.argmax(1) == labels
+    total = 0.0
+    for k in range(m):
+        lo, hi = bins.edges[k], bins.edges[k + 1]
+        members = [i for i in range(len(labels))
+                   if lo < conf[i] <= hi or (k == 0 and conf[i] <= lo)]
+        if not members:
+            continue
+        acc, mean = np.mean(right[members]), np.mean(conf[members])
+        var = acc * (1 - acc) / (len(members) - 1) if len(members) > 1 else 0.0
+        total += len(members) / len(labels) * ((acc - mean) ** 2 - var)
+    return total
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+def test_debiased_matches_a_loop_and_torchmetrics(strategy):
+    from torchmetrics.functional.classification.calibration_error import _ce_compute
+    rng = np.random.default_rng(5)
+    for n, c, m in ((60, 3, 5), (500, 10, 15)):
+        probs, labels = _random_probs(rng, n, c)
+        est = cc.debiased_calibration_error(probs, labels, m, strategy, squared=True)
+        assert abs(est - _loop_debiased(probs, labels, m, strategy)) < 1e-12
+        root = cc.debiased_calibration_error(probs, labels, m, strategy)
+        assert root == math.sqrt(max(est, 0.0))
+        if strategy == "uniform":   # torchmetrics' private debiased l2, left-closed bins
+            theirs = _ce_compute(torch.tensor(probs.max(1)),
+                                 torch.tensor((probs.argmax(1) == labels).astype(np.float64)),
+                                 torch.tensor(np.arange(m + 1) / m), norm="l2", debias=True)
+            assert abs(root - float(theirs)) < 1e-9
+
+
+def test_debiased_is_centred_on_zero_for_a_calibrated_model():
+    rng = np.random.default_rng(6)
+    plugin, debiased = [], []
+    for _ in range(40):
+        probs, _ = _random_probs(rng, 500, 5, sharp=1.0)
+        y = np.array([rng.choice(5, p=row) for row in probs])
+        plugin.append(cc.expected_calibration_error(probs, y, 15, "l2", "quantile") ** 2)
+        debiased.append(cc.debiased_calibration_error(probs, y, 15, squared=True))
+    spread = np.std(debiased) / np.sqrt(len(debiased))
+    assert abs(np.mean(debiased)) < 3 * spread < np.mean(plugin)
+    assert min(debiased) < 0 < min(plugin)
+
+
+def _loop_brier_terms(probs, labels, m):
+    n = len(labels)
+    bins = _loop_class_bins(probs, labels, m)
+    base = [np.mean(labels == c) for c in range(probs.shape[1])]
+    rel = res = wbv = wbc = 0.0
+    for (c, _), members in bins.items():
+        qs, os_ = np.array([q for q, _ in members]), np.array([o for _, o in members])
+        rel += len(qs) / n * (qs.mean() - os_.mean()) ** 2
+        res += len(qs) / n * (os_.mean() - base[c]) ** 2
+        wbv += np.sum((qs - qs.mean()) ** 2) / n
+        wbc += np.sum((qs - qs.mean()) * (os_ - os_.mean())) / n
+    return rel, res, sum(b * (1 - b) for b in base), wbv, wbc
+
+
+def test_brier_decomposition_matches_a_loop_and_sums_to_the_brier_score():
+    rng = np.random.default_rng(7)
+    for n, c, m in ((40, 3, 5), (300, 10, 15)):
+        probs, labels = _random_probs(rng, n, c)
+        d = cc.brier_decomposition(probs, labels, m)
+        got = (d.reliability, d.resolution, d.uncertainty, d.within_variance,
+               d.within_covariance)
+        np.testing.assert_allclose(got, _loop_brier_terms(probs, labels, m), atol=1e-12)
+        assert abs(d.total - cc.brier_score(probs, labels)) < 1e-12
+
+
+def test_brier_decomposition_on_binned_forecasts_is_calibration_plus_refinement():
+    # every probability at a bin centre of M = 10: each bin holds one value, the within-bin
+    # terms vanish and Brier = REL + (UNC - RES) exactly
+    rng = np.random.default_rng(8)
+    menu = np.array([[0.05, 0.15, 0.35, 0.45], [0.65, 0.15, 0.15, 0.05],
+                     [0.25, 0.25, 0.25, 0.25], [0.85, 0.05, 0.05, 0.05]])
+    probs = menu[rng.integers(0, 4, 500)]
+    labels = np.array([rng.choice(4, p=row) for row in probs])
+    d = cc.brier_decomposition(probs, labels, 10)
+    assert abs(d.within_variance) < 1e-15 and abs(d.within_covariance) < 1e-15
+    assert abs(d.reliability + d.refinement - cc.brier_score(probs, labels)) < 1e-12
+
+
+def test_histogram_binning_matches_a_loop_and_applies_to_new_data():
+    rng = np.random.default_rng(9)
+    probs, labels = _random_probs(rng, 300, 4)
+    fit = cc.fit_histogram_binning(probs, labels, 8)
+    bins = _loop_class_bins(probs, labels, 8)
+    for c in range(4):
+        for k in range(8):
+            expect = (np.mean([o for _, o in bins[(c, k)]]) if (c, k) in bins
+                      else (k + 0.5) / 8)
+            assert abs(fit.values[c][k] - expect) < 1e-12
+    new, _ = _random_probs(rng, 50, 4)
+    out = fit.apply(new)
+    raw = np.array([[fit.values[c][_loop_bin(Fraction(float(q)), 8)] for c, q in enumerate(row)]
+                    for row in new])
+    np.testing.assert_allclose(out, raw / raw.sum(1, keepdims=True), rtol=1e-12)
+    assert fit.method == "histogram" and out.dtype == np.float64
+
+
+def _pav(x, y):
+    """Pool adjacent violators, written out: the fitted non-decreasing values at sorted x."""
+    blocks = []                               # [sum, count]
+    for v in np.asarray(y, np.float64)[np.argsort(x)]:
+        blocks.append([v, 1])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, n = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += n
+    return np.concatenate([[s / n] * n for s, n in blocks])
+
+
+def test_isotonic_matches_pool_adjacent_violators_and_is_monotone():
+    rng = np.random.default_rng(10)
+    probs, labels = _random_probs(rng, 200, 3)   # distinct probabilities: no ties
+    fit = cc.fit_isotonic(probs, labels)
+    for c in range(3):
+        order = np.argsort(probs[:, c])
+        fitted = np.interp(probs[order, c], fit.knots[c], fit.values[c])
+        np.testing.assert_allclose(fitted, _pav(probs[:, c], labels == c), atol=1e-12)
+        assert np.all(np.diff(fit.values[c]) >= 0)
+    out = fit.apply(_random_probs(rng, 30, 3)[0])
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-12)
+    assert fit.method == "isotonic"
+
+
+def test_recalibration_maps_refuse_other_class_counts_and_zero_rows_become_uniform():
+    fit = cc.fit_histogram_binning(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([1, 1]), 2)
+    assert fit.apply(np.array([[0.9, 0.1]])).tolist() == [[0.0, 1.0]]   # class 0 never right
+    edges = np.array([0.0, 0.5, 1.0])
+    zero = cc.Recalibration("histogram", (edges, edges), (np.zeros(2), np.zeros(2)))
+    assert zero.apply(np.array([[0.9, 0.1]])).tolist() == [[0.5, 0.5]]   # both maps give 0
+    with pytest.raises(ValueError, match="C = 2"):
+        fit.apply(np.full((1, 3), 1 / 3))
+
+
+def test_new_metrics_check_their_arguments():
+    probs = np.array([[0.7, 0.3], [0.2, 0.8]])
+    with pytest.raises(TypeError, match="reps"):
+        cc.consistency_null_ece(probs, reps=2.0)
+    with pytest.raises(ValueError, match="reps"):
+        cc.consistency_null_ece(probs, reps=0)
+    with pytest.raises(ValueError, match="seed"):
+        cc.consistency_null_ece(probs, seed=-1)
+    with pytest.raises(TypeError, match="squared"):
+        cc.debiased_calibration_error(probs, [0, 1], squared=1)
+    with pytest.raises(IndexError, match="out of bounds"):
+        cc.classwise_ece(probs, [0, 2])
+    with pytest.raises(ValueError, match="logits"):
+        cc.fit_isotonic(np.array([[2.0, -1.0]]), [0])

@@ -17,7 +17,7 @@ from cebook import ch06_helpers as h
 
 from . import as_array, call_reader, checker, correct, require
 
-__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4", "check_ex5"]
 
 
 def _overflowed(answer, x: np.ndarray) -> bool:
@@ -131,3 +131,41 @@ def check_ex4(H) -> None:
             f"eigenvalues {eigenvalues[:D + 1]}: expected {D} zeros, the rest positive")
     correct(f"matches torch's Hessian; positive semidefinite, with exactly {D} eigenvalues 0 "
             "up to rounding (|λ| < 1e-12).")
+
+
+def _ex5_objective(theta: np.ndarray) -> float:
+    """Exercise 5's objective at theta (9 numbers: W row by row, then b), in float64."""
+    X, y = h.clouds(h.CENTRES, n_per_class=100, seed=0)
+    with torch.no_grad():
+        value = h.bias_objective(torch.from_numpy(theta), torch.from_numpy(X),
+                                 torch.from_numpy(y), 0.01)
+    return float(value)
+
+
+@checker
+def check_ex5(v) -> None:
+    """Exercise 5: a unit vector (W row by row, then b) along which softmax regression with an
+    unpenalised bias and 0.01 ||W||^2 is flat: the shift of every bias by the same number."""
+    v = as_array(v, "v", shape=(9,))
+    length = float(np.linalg.norm(v))
+    require(np.all(np.isfinite(v)) and length > 1e-12,
+            "v must be a nonzero direction (9 finite numbers)")
+    require(abs(length - 1) < 1e-6, f"v has length {length:.4g}: divide it by its length")
+    v_W, v_b = v[:6].reshape(3, 2), v[6:]
+    rows_equal = np.allclose(v_W, v_W[0], atol=1e-9)
+    require(np.allclose(v_W, 0, atol=1e-9) or not rows_equal,
+            "shifting every row of W by the same vector adds the same number to all logits, so "
+            "the cross-entropy alone is flat that way (exercise 4), but the penalty "
+            "lambda ||W||^2 is not: which parameters does the penalty leave out?")
+    require(np.allclose(v_W, 0, atol=1e-9),
+            "along this v the weights W change, and the penalty lambda ||W||^2 curves every "
+            "direction that moves W")
+    require(np.allclose(v_b, v_b[0], atol=1e-9),
+            "changing one class's bias more than another's changes the differences between the "
+            "logits, so the softmax changes")
+    start = np.random.default_rng(8).normal(size=9)
+    values = [_ex5_objective(start + s * v) for s in (-5.0, 0.0, 5.0)]
+    assert max(values) - min(values) < 1e-12          # the claim, measured
+    correct("every bias shifted by the same number moves every logit together; the softmax does "
+            "not see it and the penalty does not include b. The objective is flat along v (the "
+            "same value at -5 v, 0 and +5 v), so its minimisers form a line, not a point.")

@@ -50,6 +50,9 @@ _H_swapped = sum(np.kron(np.outer(x, x), np.diag(q) - np.outer(q, q))
                  for q, x in zip(_S, _X1, strict=True))
 _H_diag_only = sum(np.kron(np.diag(q), np.outer(x, x)) for q, x in zip(_S, _X1, strict=True))
 
+# Exercise 5: the flat direction of softmax regression with an unpenalised bias.
+_FLAT = np.r_[np.zeros(6), np.ones(3)] / np.sqrt(3)
+
 CASES = {
     "check_ex1": {
         "accept": [
@@ -88,6 +91,18 @@ CASES = {
             (_H_sum,),                                       # Hessian of the sum, no 1/N
             (_H_swapped / len(_X1),),                        # Kronecker factors in the wrong order
             (_H_diag_only / len(_X1),),                      # forgot the -q q^T term
+        ],
+    },
+    "check_ex5": {
+        "accept": [(_FLAT,), (-_FLAT,)],
+        "reject": [
+            # a shift of every row of W: flat for the cross-entropy alone, not with the penalty
+            (np.r_[1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0] / np.sqrt(3),),
+            (np.ones(9) / 3,),                               # every parameter at once
+            (np.r_[np.zeros(6), 1.0, 0.0, 0.0],),            # one class's bias only
+            (np.r_[np.zeros(6), np.ones(3)],),               # the right direction, not unit length
+            (np.zeros(9),),                                  # no direction
+            (_FLAT[:6],),                                    # W only, wrong length
         ],
     },
 }
