@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from . import as_array, as_number, checker, correct, require
+from . import as_array, as_number, call_reader, checker, correct, require
 
-__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4", "check_ex5"]
 
 
 def _entropy(p, base=math.e) -> float:
@@ -20,16 +20,38 @@ def _entropy(p, base=math.e) -> float:
     return float(-np.sum(nonzero * np.log(nonzero)) / math.log(base))
 
 
+_FAIR = np.full(6, 1 / 6)
+_LOADED = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.5])
+_SUM_OF_TWO = np.convolve(_FAIR, _FAIR)  # the distribution of the sum of two fair rolls
+
+
 @checker
-def check_ex1(h_bits, h_nats) -> None:
-    """Exercise 1: the entropy of a fair six-sided die, in bits and in nats."""
-    h_bits, h_nats = as_number(h_bits, "h_bits"), as_number(h_nats, "h_nats")
-    die = np.full(6, 1 / 6)
-    require(math.isclose(h_bits, _entropy(die, 2), rel_tol=1e-9),
-            f"{h_bits} is not the entropy of a fair die in bits (which logarithm did you use?)")
-    require(math.isclose(h_nats, _entropy(die), rel_tol=1e-9),
-            f"{h_nats} is not the entropy of a fair die in nats (which logarithm did you use?)")
-    correct(f"{h_bits:.4f} bits = {h_nats:.4f} nats.")
+def check_ex1(h_fair, h_loaded, h_sum) -> None:
+    """Exercise 1: the entropies, in bits, of a fair die, a loaded die and the sum of two fair
+    rolls."""
+    h_fair = as_number(h_fair, "h_fair")
+    h_loaded = as_number(h_loaded, "h_loaded")
+    h_sum = as_number(h_sum, "h_sum")
+    answers = {"h_fair": (h_fair, _FAIR), "h_loaded": (h_loaded, _LOADED),
+               "h_sum": (h_sum, _SUM_OF_TWO)}
+    for name, (value, dist) in answers.items():
+        require(not math.isclose(value, _entropy(dist), rel_tol=1e-6),
+                f"{name} = {value} is in nats: the exercise asks for bits")
+    bits = {name: _entropy(dist, 2) for name, (_, dist) in answers.items()}
+    require(math.isclose(h_fair, bits["h_fair"], rel_tol=1e-9),
+            f"{h_fair} is not the entropy of a fair die in bits (which logarithm did you use?)")
+    require(math.isclose(h_loaded, bits["h_loaded"], rel_tol=1e-9),
+            f"{h_loaded} is not the entropy of the loaded die: its six probabilities are not "
+            "equal, so its surprisals are not either")
+    require(not math.isclose(h_sum, 2 * bits["h_fair"], rel_tol=1e-6),
+            f"{h_sum} is the entropy of the pair of rolls; the sum forgets which die showed what")
+    require(not math.isclose(h_sum, math.log2(11), rel_tol=1e-6),
+            f"{h_sum} = log2 11 assumes the 11 sums equally likely: are they?")
+    require(math.isclose(h_sum, bits["h_sum"], rel_tol=1e-9),
+            f"{h_sum} is not the entropy of the sum of two rolls: count how many pairs give "
+            "each sum")
+    correct(f"{h_loaded:.4f} < {h_fair:.4f} < {h_sum:.4f} bits: uniform is the maximum, and the "
+            f"sum keeps less than the {2 * h_fair:.4f} bits of the pair.")
 
 
 # The code A: 0, B: 10, C: 110, D: 111 (built for p = 1/2, 1/4, 1/8, 1/8), used on a source r.
@@ -78,3 +100,30 @@ def check_ex4(q_best, loss_best) -> None:
             f"{loss_best} is not the average loss of that q in nats")
     correct(f"always predicting the label frequencies costs {loss_best:.4f} nats, "
             f"against ln 3 = {math.log(3):.4f}.")
+
+
+# The entropies (nats) and class counts at which the reader's functions are evaluated.
+_CLASS_COUNTS = (2, 3, 10, 1000)
+_FRACTIONS_OF_MAX = (0.0, 0.1, 0.5, 0.9, 1.0)
+
+
+@checker
+def check_ex5(kl_to_uniform, max_entropy) -> None:
+    """Exercise 5: D_KL(p || u) as a function of H(p) and C, and the largest entropy over C
+    classes, both in nats."""
+    for num_classes in _CLASS_COUNTS:
+        top = math.log(num_classes)
+        got_top = as_number(call_reader(max_entropy, num_classes, what="max_entropy"),
+                            "max_entropy(num_classes)")
+        require(math.isclose(got_top, top, rel_tol=1e-9),
+                f"max_entropy({num_classes}) = {got_top}, not the largest entropy in nats over "
+                f"{num_classes} classes (is it a count, or in bits?)")
+        for fraction in _FRACTIONS_OF_MAX:
+            h = fraction * top
+            got = as_number(call_reader(kl_to_uniform, h, num_classes, what="kl_to_uniform"),
+                            "kl_to_uniform(h, num_classes)")
+            require(math.isclose(got, top - h, rel_tol=1e-9, abs_tol=1e-12),
+                    f"kl_to_uniform({h:.4f}, {num_classes}) = {got}: a divergence is never "
+                    "negative, is 0 only for the uniform distribution (whose entropy is the "
+                    "largest), and is in nats here")
+    correct("D_KL(p || u) = log C - H(p) >= 0, so H(p) <= log C, with equality only for u.")

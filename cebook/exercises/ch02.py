@@ -88,16 +88,35 @@ def _softmax_top(T: float) -> float:
     return float(np.exp(_log_softmax(z, 0))[0])
 
 
-@checker
-def check_ex2(T) -> None:
-    """Exercise 2: the temperature at which softmax((2, 1, 0.1) / T) gives the top class 0.9."""
-    T = as_number(T, "T")
-    require(T > 0, f"a temperature is positive, not {T}")
-    top = _softmax_top(T)
+def _check_temperature(T: float, what: str, scale: float) -> None:
+    """``T`` must give the top class 0.9 for the logits ``scale * (2, 1, 0.1)``."""
+    require(T > 0, f"a temperature is positive, not {what} = {T}")
+    top = _softmax_top(T / scale)
     require(abs(top - 0.9) < 1e-6,
-            f"at T = {T:.4f} the top probability is {top:.6f}, not 0.9 (the logits are divided "
-            f"by T)")
-    correct(f"T = {T:.4f} gives the top class probability {top:.6f}.")
+            f"at {what} = {T:.4f} the top probability is {top:.6f}, not 0.9 (the logits are "
+            f"divided by T)")
+
+
+@checker
+def check_ex2(T, T_shifted, T_doubled) -> None:
+    """Exercise 2: the temperature at which softmax(z / T) gives the top class 0.9, for
+    z = (2, 1, 0.1), for z + 5 and for 2z."""
+    T = as_number(T, "T")
+    T_shifted = as_number(T_shifted, "T_shifted")
+    T_doubled = as_number(T_doubled, "T_doubled")
+    _check_temperature(T, "T", 1.0)
+    require(abs(T_shifted - T) <= 1e-6 * T,
+            f"T_shifted = {T_shifted:.4f}: adding 5 to every logit is a common shift; what does "
+            "the softmax do with a common shift?")
+    require(not abs(T_doubled - T / 2) <= 1e-6 * T,
+            f"T_doubled = {T_doubled:.4f} sharpens the doubled logits further: 2z / T' equals "
+            "z / T for which T'?")
+    require(not abs(T_doubled - T) <= 1e-6 * T,
+            f"T_doubled = {T_doubled:.4f} is the T of z: doubling the logits changes the "
+            "distribution (scaling is not a shift)")
+    _check_temperature(T_doubled, "T_doubled", 2.0)
+    correct(f"T = {T:.4f}, the same for z + 5, and {T_doubled:.4f} = 2T for 2z: a temperature "
+            "and the scale of the logits are one knob.")
 
 
 @checker

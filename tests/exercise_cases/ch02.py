@@ -103,11 +103,15 @@ CASES = {
         ],
     },
     "check_ex2": {
-        "accept": [(_T09,)],
+        "accept": [(_T09, _T09, 2 * _T09)],
         "reject": [
-            (1 / _T09,),                   # multiplied the logits by T instead of dividing
-            (1.0,),                        # the plain softmax: top probability 0.659
-            (-_T09,),                      # a negative temperature
+            (1 / _T09, 1 / _T09, 1 / (2 * _T09)),  # multiplied the logits by T, not divided
+            (1.0, 1.0, 2.0),                       # the plain softmax: top probability 0.659
+            (-_T09, -_T09, -2 * _T09),             # a negative temperature
+            (_T09, _T09 + 5, 2 * _T09),            # a common shift taken to change T
+            (_T09, _T09 * 7 / 2, 2 * _T09),        # T scaled with the top logit (2 -> 7)
+            (_T09, _T09, _T09 / 2),                # doubled logits: T halved, not doubled
+            (_T09, _T09, _T09),                    # doubled logits: scale taken as a shift
         ],
     },
     "check_ex3": {
