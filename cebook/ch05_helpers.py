@@ -1,21 +1,16 @@
-"""Plumbing for chapter 5, Numerical stability: float limits, exact references, ulp errors.
+"""Plumbing for chapter 5, Numerical stability: float limits and their neighbours, plots.
 
 The page shows what is measured and what it means; this module holds the machinery:
 
 - :func:`limits`, :func:`thresholds`, :func:`neighbours`, :func:`exp_in`, :func:`kind`: the
   range of ``exp`` in float16, bfloat16, float32 and float64, and the floats on either side of
   each threshold;
-- :func:`four_losses` and :func:`measure_spreads`: the loss ``-log softmax(z)[t]`` computed four
-  ways (textbook, max-shift without ``log1p``, celib, torch) for logits ``[d, 0, ..., 0]``, and
-  their errors in ulps against a 50-digit mpmath reference (:mod:`celib.testing`'s
-  ``exact_cross_entropy`` and ``ulp_error``);
-- :func:`plot_errors`: the figure of those errors; :func:`bucket`: a coarse printable bound;
-- :func:`faithful_bracket`: the ulp errors the textbook log-softmax of ``[0, -d]`` has when
-  ``exp(-d)`` returns the nearer or the other neighbour of ``e^{-d}`` (gradual underflow), and
-  :func:`nearest_exp`: that nearer neighbour, what a correctly rounded ``exp`` returns.
+- :func:`plot_errors`: the figure of the ulp errors the page measures (the four losses, the
+  exact references and the measurement loop are on the page, with :mod:`celib.testing`'s
+  ``exact_cross_entropy``, ``ulp`` and ``ulp_error``); :func:`bucket`: a coarse printable bound.
 
-Every function is deterministic. The reference of :func:`measure_spreads` carries 50 digits;
-the other mpmath computations use the caller's precision (the page sets ``mpmath.mp.dps = 50``).
+Every function is deterministic. The mpmath computations use the caller's precision (the page
+sets ``mpmath.mp.dps = 50``).
 """
 
 from __future__ import annotations
@@ -24,15 +19,9 @@ import matplotlib.pyplot as plt
 import mpmath
 import numpy as np
 import torch
-import torch.nn.functional as F
-
-import celib.functional as cf
-import celib.naive as naive
-from celib.testing import exact_cross_entropy, ulp, ulp_error
 
 BF16 = "bfloat16"
 DTYPES = [np.float16, BF16, np.float32, np.float64]
-METHODS = ("naive", "shifted", "celib", "torch")
 
 
 def name_of(dtype) -> str:
@@ -95,47 +84,6 @@ def kind(v: float, dtype) -> str:
     return "normal" if v >= tiny else ("subnormal" if v > 0 else "zero")
 
 
-def four_losses(z: np.ndarray, t: int) -> dict:
-    """The loss -log softmax(z)[t] for every row of z, computed four ways, in z's dtype."""
-    target = np.full(len(z), t, dtype=np.int64)
-    with np.errstate(all="ignore"):  # the textbook formula overflows: that is being measured
-        naive_l = -naive.log_softmax(z, axis=1)[:, t]
-        m = z.max(axis=1)
-        shifted = -(z[:, t] - m - np.log(np.sum(np.exp(z - m[:, None]), axis=1)))
-    celib_l = cf.cross_entropy(z, target, reduction="none")
-    torch_l = F.cross_entropy(torch.from_numpy(z), torch.from_numpy(target),
-                              reduction="none").numpy()
-    return {"naive": naive_l, "shifted": shifted, "celib": celib_l, "torch": torch_l}
-
-
-def measure_spreads(spread, dtypes=(np.float32, np.float64), classes=(2, 10)) -> dict:
-    """Measure the four losses for logits [d, 0, ..., 0], d in ``spread``, targets 0 and 1.
-
-    Returns a dict keyed by (dtype name, C, target) holding, for each key,
-    ``errors`` ({method: ulp errors}), ``zeros`` ({method: mask of results exactly 0}) and
-    ``region``: where the exact loss is a ``'normal'`` number of the dtype, a nonzero
-    ``'subnormal'`` one after rounding, or ``'zero'`` (below half the smallest subnormal).
-    """
-    out = {}
-    for dt in dtypes:
-        fi = np.finfo(dt)
-        for C in classes:
-            z = np.zeros((len(spread), C), dtype=dt)
-            z[:, 0] = spread
-            for t in (0, 1):
-                exact = [exact_cross_entropy(row, t, digits=50) for row in z]
-                losses = four_losses(z, t)
-                y = np.array([abs(float(v)) for v in exact])
-                region = np.where(y >= fi.smallest_normal, "normal",
-                                  np.where(y > fi.smallest_subnormal / 2, "subnormal", "zero"))
-                out[np.dtype(dt).name, C, t] = {
-                    "errors": {m: ulp_error(v, exact, dt) for m, v in losses.items()},
-                    "zeros": {m: v == 0 for m, v in losses.items()},
-                    "region": region,
-                }
-    return out
-
-
 STYLE = {"naive": ("tab:red", "x"), "shifted": ("tab:orange", "s"),
          "torch": ("tab:blue", "^"), "celib": ("tab:green", "o")}
 CAP = 1e18  # the row at the top of the plot where inf and nan results are drawn
@@ -177,38 +125,3 @@ def bucket(worst: float) -> str:
         if worst <= edge:
             return label
     return f"~1e{int(np.floor(np.log10(worst)))}"
-
-
-def faithful_bracket(d: float) -> tuple[float, float]:
-    """The ulp errors of ``log(r)`` against log softmax([0, -d])[1] for the two float64 numbers
-    r bracketing e^{-d} (the two results a faithfully rounded ``exp(-d)`` may return): first for
-    the nearer one (what a correctly rounded ``exp`` returns), then for the other one.
-
-    The textbook log-softmax computes exactly ``log(exp(-d))`` here (``1 + exp(-d)`` rounds to
-    1), so whatever the machine's ``exp``, its error is one of these two, up to the rounding of
-    ``log`` (half an ulp). The logs are taken in mpmath, so the two numbers do not depend on the
-    machine. An r of 0 gives an infinite error.
-    """
-    exact = -mpmath.mpf(d) - mpmath.log1p(mpmath.exp(-mpmath.mpf(d)))
-    unit = float(ulp(exact, np.float64))
-    x = mpmath.exp(-mpmath.mpf(d))
-    r = np.float64(float(x))
-    if mpmath.mpf(float(r)) > x:
-        r = np.nextafter(r, 0.0)
-    pair = (r, np.nextafter(r, np.inf))        # r <= e^{-d} < next float
-    if abs(mpmath.mpf(float(pair[1])) - x) < abs(x - mpmath.mpf(float(pair[0]))):
-        pair = pair[::-1]                      # the nearer one first
-    errs = [np.inf if v == 0 else float(abs(mpmath.log(mpmath.mpf(float(v))) - exact) / unit)
-            for v in pair]
-    return errs[0], errs[1]
-
-
-def nearest_exp(d: float) -> np.float64:
-    """The float64 nearest to e^{-d} (subnormal or 0 included): what a correctly rounded
-    ``exp(-d)`` returns, computed without the machine's ``exp``."""
-    x = mpmath.exp(-mpmath.mpf(d))
-    r = np.float64(float(x))
-    if mpmath.mpf(float(r)) > x:
-        r = np.nextafter(r, 0.0)
-    up = np.nextafter(r, np.inf)
-    return up if abs(mpmath.mpf(float(up)) - x) < abs(x - mpmath.mpf(float(r))) else r
