@@ -16,7 +16,8 @@ import celib.functional as cf
 from celib.grad import cross_entropy_grad
 
 __all__ = ["sgd_batches", "train_softmax_regression", "symmetric_noise",
-           "noisy_floor", "flip_labels"]
+           "noisy_floor", "flip_labels", "writer_split", "random_split_like",
+           "writer_bootstrap_interval"]
 
 
 def sgd_batches(n: int, batch_size: int = 100, epochs: int = 3, seed: int = 0) -> list:
@@ -110,3 +111,52 @@ def flip_labels(y: np.ndarray, r: float, C: int, seed: int) -> np.ndarray:
     flip = rng.random(len(y)) < r
     shift = rng.integers(1, C, size=len(y))       # 1 .. C-1: never back to the same class
     return np.where(flip, (y + shift) % C, y).astype(np.int64)
+
+
+def writer_split(writer: np.ndarray, population: np.ndarray, held_per_population: int = 1000,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out whole writers. In each population (QMNIST's series, say), writers are drawn in
+    a random order from ``np.random.default_rng(seed)`` and all their images held out, until
+    at least ``held_per_population`` images of that population are. Returns the sorted
+    ``(train_idx, held_idx)``: no writer has images in both."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for pop in np.unique(population):
+        in_pop = population == pop
+        count = 0
+        for w in rng.permutation(np.unique(writer[in_pop])):
+            if count >= held_per_population:
+                break
+            rows = np.flatnonzero(in_pop & (writer == w))
+            held.append(rows)
+            count += len(rows)
+    held_idx = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(writer)), held_idx), held_idx
+
+
+def random_split_like(population: np.ndarray, held_idx: np.ndarray,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random split with as many held-out images of each population as ``held_idx`` has,
+    drawn image by image (writers then fall on both sides). Returns the sorted
+    ``(train_idx, held_idx)``."""
+    rng = np.random.default_rng(seed)
+    held = [rng.choice(np.flatnonzero(population == pop), np.sum(population[held_idx] == pop),
+                       replace=False) for pop in np.unique(population)]
+    held_random = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(population)), held_random), held_random
+
+
+def writer_bootstrap_interval(correct: np.ndarray, writer: np.ndarray, n_boot: int = 2000,
+                              seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the accuracy ``correct.mean()`` when the held-out images come in
+    clusters, one per writer: resample the writers with replacement, keeping each one's
+    images together (a cluster bootstrap; a binomial interval would treat the images as
+    independent and come out too narrow)."""
+    rng = np.random.default_rng(seed)
+    writers, inverse = np.unique(writer, return_inverse=True)
+    right = np.bincount(inverse, weights=correct.astype(float))
+    total = np.bincount(inverse).astype(float)
+    draws = rng.integers(0, len(writers), size=(n_boot, len(writers)))
+    accuracy = right[draws].sum(axis=1) / total[draws].sum(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(accuracy, tail)), float(np.quantile(accuracy, 1 - tail))

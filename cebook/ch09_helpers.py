@@ -206,3 +206,88 @@ def forward_backward(loss_fn, *args, **kwargs) -> dict[str, int]:
     (live_f, peak_f), (_, peak_b) = _live_and_peak(prof_f), _live_and_peak(prof_b)
     return {"peak": max(peak_f, live_f + peak_b), "forward": _matmuls(prof_f),
             "backward": _matmuls(prof_b)}
+
+
+GEMMA2_SOFTCAP = 30.0  # Gemma 2's final-logit soft-cap: cap * tanh(z / cap)
+
+
+def eager_head_loss(e, c, y, softcap: float | None = None):
+    """The loss the way CCE's README writes its baseline, run eagerly: bf16 logits
+    ``e @ c.T``, Gemma 2's soft-cap if ``softcap`` is given, the upcast to fp32, then
+    ``F.cross_entropy``."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = e @ c.T
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits.float(), y)
+
+
+def _allocations(prof, unit: int) -> list[tuple[str, float]]:
+    """The top-level ops of a profiled call that allocated at least 1 % of ``unit`` bytes
+    (net of what they freed inside), in the order they ran, with the bytes in units."""
+    return [(e.name, e.cpu_memory_usage / unit) for e in prof.events()
+            if e.cpu_parent is None and e.cpu_memory_usage > unit / 100]
+
+
+def loss_memory(n: int, d: int, v: int, softcap: float | None = None, seed: int = 0) -> dict:
+    """Profile :func:`eager_head_loss` forward and backward in bf16 on the CPU, with torch's
+    allocation records (the bytes are the tensors' sizes, the same on every machine).
+
+    Everything is in units of the bf16 logits, ``n * v * 2`` bytes: ``forward``, the peak of
+    the forward; ``held``, what the forward leaves allocated for the backward; ``backward``,
+    the peak of the backward above that; ``step``, the peak of the two; ``buffers``, the
+    forward's allocations as ``(op, units)``."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    e = torch.randn(n, d, generator=gen).to(torch.bfloat16).requires_grad_()
+    c = torch.randn(v, d, generator=gen).to(torch.bfloat16).requires_grad_()
+    y = torch.randint(0, v, (n,), generator=gen)
+    unit = n * v * 2
+    prof_f, loss = _profiled(lambda: eager_head_loss(e, c, y, softcap))
+    prof_b, _ = _profiled(loss.backward)
+    (held, forward), (_, backward) = _live_and_peak(prof_f), _live_and_peak(prof_b)
+    return {"forward": forward / unit, "held": held / unit, "backward": backward / unit,
+            "step": max(forward, held + backward) / unit, "buffers": _allocations(prof_f, unit)}
+
+
+def bf16_running_sum(values, kahan: bool = False, dim: int = -1):
+    """Sum ``values`` along ``dim`` one slice at a time into an accumulator kept in bf16, as a
+    kernel that stores its running sum in bf16 would: every addition is rounded to bf16.
+    With ``kahan=True`` a bf16 compensation term carries what each addition lost (Kahan
+    summation). Returns the bf16 sums as float64 numpy values."""
+    import torch
+
+    x = torch.as_tensor(values).to(torch.bfloat16).movedim(dim, 0)
+    total = torch.zeros(x.shape[1:], dtype=torch.bfloat16)
+    lost = torch.zeros_like(total)
+    for term in x:
+        if kahan:
+            term = term - lost
+            new_total = total + term
+            lost = (new_total - total) - term  # what the rounding of the addition dropped
+            total = new_total
+        else:
+            total = total + term
+    return total.double().numpy()
+
+
+def token_losses_of(n: int = 8192, v: int = 1000, seed: int = 0) -> np.ndarray:
+    """Per-token losses of ``n`` tokens with random logits over ``v`` classes (float64)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 2.0, (n, v))
+    return cf.cross_entropy(z, rng.integers(0, v, n), reduction="none")
+
+
+def packed_row(lengths=(200, 40, 8, 8), v: int = 50, seed: int = 0):
+    """One packed training row: documents of ``lengths`` tokens back to back. Returns logits
+    (T, v), targets (T,) and the document id of each token; each document gets its own
+    logit scale, so documents differ in difficulty as real ones do."""
+    rng = np.random.default_rng(seed)
+    doc = np.repeat(np.arange(len(lengths)), lengths)
+    scale = rng.uniform(0.5, 3.0, len(lengths))[doc]
+    z = rng.standard_normal((len(doc), v)) * scale[:, None]
+    y = np.where(rng.random(len(doc)) < 0.5, z.argmax(axis=1), rng.integers(0, v, len(doc)))
+    return z, y, doc

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["chapter_data", "chapter_world", "exercise2_data"]
+__all__ = ["chapter_data", "chapter_world", "exercise2_data", "megatron_fused_cross_entropy"]
 
 
 def chapter_data(vocab_size: int, n: int, seed: int = 0):
@@ -27,6 +27,34 @@ def chapter_data(vocab_size: int, n: int, seed: int = 0):
     y = torch.randint(0, vocab_size, (n,), generator=g)
     y[0], y[-1] = 0, vocab_size - 1
     return z, y
+
+
+def megatron_fused_cross_entropy(logits, target, group=None):
+    """Megatron-LM's fused vocab-parallel loss, forward only: per-token, no label smoothing.
+
+    A re-implementation (not a copy) of the forward of ``_VocabParallelCrossEntropy`` in
+    Megatron-LM's ``megatron/core/fusions/fused_cross_entropy.py``: an all-reduce MAX of the
+    row maxima, then **one** all-reduce SUM of the concatenated target logits and sum-exps
+    (``torch.cat((predicted_logits, sum_exp_logits))``), where the unfused version makes two.
+    Like Megatron, rank ``r`` of the group holds the classes ``[rK, (r+1)K)``.
+    """
+    import torch
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        z = logits.detach().clone()
+        n, width = z.shape
+        start = dist.get_rank(group) * width
+        m = z.amax(dim=-1)
+        dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)
+        z -= m[:, None]
+        outside = (target < start) | (target >= start + width)
+        local = (target - start).masked_fill(outside, 0)
+        predicted = z.gather(1, local[:, None])[:, 0].masked_fill(outside, 0.0)
+        both = torch.cat((predicted, torch.exp(z).sum(dim=-1)))
+        dist.all_reduce(both, op=dist.ReduceOp.SUM, group=group)  # one SUM for the two
+        predicted, sum_exp = both[:n], both[n:]
+        return torch.log(sum_exp) - predicted
 
 
 def _differentiable_collectives_loss(local, y, start):
@@ -60,7 +88,11 @@ def chapter_world(rank: int, world_size: int, vocab_size: int, n: int, alpha: fl
     - ``'megatron'``: Megatron-LM's per-token loss with label smoothing ``alpha``, as this
       rank computes it (:func:`cebook.ch09b_mistakes.megatron_vocab_parallel_cross_entropy`);
       ``'smooth_loss'``, ``'smooth_forward'``: celib's per-token loss with
-      ``label_smoothing=alpha`` and its forward collectives.
+      ``label_smoothing=alpha`` and its forward collectives;
+    - ``'fused_loss'``, ``'fused_forward'``: Megatron-LM's fused variant
+      (:func:`megatron_fused_cross_entropy`) and its collectives;
+    - ``'megatron_underflow'``, ``'celib_underflow'``: Megatron's smoothed loss and celib's on
+      fp32 logits where one class of row 0 lies 200 below the row's max.
     """
     import torch
 
@@ -100,6 +132,20 @@ def chapter_world(rank: int, world_size: int, vocab_size: int, n: int, alpha: fl
         smooth = vocab_parallel_cross_entropy(z[:, start:end], y, vocab_size, reduction="none",
                                               label_smoothing=alpha)
     out.update(smooth_loss=smooth.numpy(), smooth_forward=forward.calls)
+
+    with count_collectives() as forward:
+        fused = megatron_fused_cross_entropy(z[:, start:end], y)
+    out.update(fused_loss=fused.numpy(), fused_forward=forward.calls)
+
+    # log(0): fp32 logits, as Megatron computes them, with one class of row 0 (the last class,
+    # on the last rank) 200 below the row's max, so that its exp underflows to 0.
+    z32 = z.float()
+    z32[0, -1] = z32[0].max() - 200.0
+    out["megatron_underflow"] = megatron_vocab_parallel_cross_entropy(
+        z32[:, start:end], y, label_smoothing=alpha).numpy()
+    with torch.no_grad():
+        out["celib_underflow"] = vocab_parallel_cross_entropy(
+            z32[:, start:end], y, vocab_size, reduction="none", label_smoothing=alpha).numpy()
     return out
 
 

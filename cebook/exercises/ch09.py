@@ -14,7 +14,7 @@ from cebook.ch09_helpers import padded_microbatches, token_losses
 
 from . import as_number, call_reader, checker, correct, require, WrongAnswer
 
-__all__ = ["check_ex1", "check_ex2", "check_ex3"]
+__all__ = ["check_ex1", "check_ex2", "check_ex3", "check_ex4"]
 
 
 @checker
@@ -87,3 +87,56 @@ def check_ex3(loss) -> None:
             "sum the token losses of both micro-batches and divide by the number of kept "
             "(not -100) tokens in both")
     correct(f"{right:.4f} nats per token, the loss of the whole batch at once.")
+
+
+# Exercise 4: Llama-3-8B's head, N tokens per step, in bf16 (2 bytes), answers in GiB.
+LLAMA_N, LLAMA_V, LLAMA_D, LIGER_CHUNK = 8192, 128_256, 4096, 256
+_UNIT = LLAMA_N * LLAMA_V * 2  # the bf16 logits, in bytes
+_GRADS = (LLAMA_N + LLAMA_V) * LLAMA_D * 2  # dL/dX and dL/dW in bf16
+
+
+def exercise4_answers() -> dict[str, float]:
+    """The peaks of exercise 4 in GiB: torch's default path (six logits-sized units, the
+    chapter's measurement without a soft-cap), Liger-Kernel (one bf16 chunk of 256 tokens'
+    logits, turned into its gradient in place, plus the two gradients) and CCE (the two
+    gradients)."""
+    return {"torch": 6 * _UNIT / 2**30, "liger": (LIGER_CHUNK * LLAMA_V * 2 + _GRADS) / 2**30,
+            "cce": _GRADS / 2**30}
+
+
+@checker
+def check_ex4(torch_gib, liger_gib, cce_gib) -> None:
+    """Exercise 4: the loss's peak memory for Llama-3-8B's head under torch's default path,
+    Liger-Kernel and CCE, in GiB."""
+    got = {"torch": as_number(torch_gib, "torch_gib"), "liger": as_number(liger_gib, "liger_gib"),
+           "cce": as_number(cce_gib, "cce_gib")}
+    right = exercise4_answers()
+    close = {k: math.isclose(got[k], right[k], rel_tol=0.01) for k in right}
+    units = got["torch"] * 2**30 / _UNIT
+    require(close["torch"] or not math.isclose(units, 1, rel_tol=0.01),
+            "torch: that counts only the logits; what else is live at the forward's peak, and "
+            "what does the backward add?")
+    require(close["torch"] or not math.isclose(units, 2, rel_tol=0.01),
+            "torch: that is the logits and their gradient, the table's lower bound; the loss "
+            "upcasts the bf16 logits to fp32 and saves an fp32 log-softmax")
+    require(close["torch"] or not math.isclose(units, 3, rel_tol=0.01),
+            "torch: that is the loss computed in bf16; F.cross_entropy(logits.float(), y) "
+            "makes an fp32 copy (two units) and an fp32 log-softmax (two more)")
+    require(close["torch"] or not math.isclose(units, 5, rel_tol=0.01),
+            "torch: that is the forward's peak; the backward adds fp32 gradients while the "
+            "log-softmax is still held")
+    require(close["torch"], "torch: count the live arrays in units of the bf16 logits, as the "
+            "chapter measured without a soft-cap, and convert N x V x 2 bytes to GiB")
+    require(not math.isclose(got["liger"], 1 * _UNIT / 2**30, rel_tol=0.01),
+            "Liger: it never holds the whole N x V logits, only one chunk of tokens at a time")
+    require(not math.isclose(got["liger"], LIGER_CHUNK * LLAMA_V * 2 / 2**30, rel_tol=0.01),
+            "Liger: the chunk is right, but it also holds the gradients of X and W it fills")
+    require(close["liger"], "Liger: one bf16 chunk of 256 tokens over the whole vocabulary, "
+            "plus dL/dX (N x D) and dL/dW (V x D) in bf16")
+    require(got["cce"] > 0.01, "CCE: the logits are never stored, but the gradients are")
+    require(not math.isclose(got["cce"], LLAMA_V * LLAMA_D * 2 / 2**30, rel_tol=0.01),
+            "CCE: dL/dW is there; dL/dX (N x D) is too")
+    require(close["cce"], "CCE: only the gradients dL/dX (N x D) and dL/dW (V x D), in bf16 "
+            "(its per-token vectors are a few MiB)")
+    correct(f"torch {right['torch']:.2f} GiB, Liger {right['liger']:.2f} GiB, "
+            f"CCE {right['cce']:.2f} GiB.")

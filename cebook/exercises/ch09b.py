@@ -6,12 +6,15 @@ the page calls, so the checker depends on nothing the page defines.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 import numpy as np
 
 from celib.functional import cross_entropy
 from celib.parallel import shard_bounds
 
-from . import as_number, checker, correct, require
+from . import as_number, call_reader, checker, correct, require
 
 __all__ = ["check_ex1", "check_ex2", "check_ex3"]
 
@@ -44,13 +47,46 @@ def check_ex1(rank, column) -> None:
             f"[{bounds[rank][0]}, {bounds[rank][1]}).")
 
 
+# The joins that rebuild the full logits from the blocks: exercise 2 forbids them.
+_JOINS = {np.concatenate, np.hstack, np.column_stack, np.block, np.append, np.stack}
+
+
+class _RankBlock(np.ndarray):
+    """One rank's block of logits: numpy works on it as usual, but refuses to join 2-D blocks
+    into wider ones, which is what a rank that holds only its own block could not do."""
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        result = super().__array_function__(func, types, args, kwargs)
+        blocks = [a for a in _flatten(args) if isinstance(a, _RankBlock) and a.ndim == 2]
+        require(func not in _JOINS or not blocks or np.ndim(result) < 2
+                or np.shape(result)[-1] <= max(b.shape[1] for b in blocks),
+                f"your function joins the shards with np.{func.__name__}: a rank holds only "
+                "its own block, so take the target logit from the shard that owns the target")
+        return result
+
+
+def _flatten(args: Iterable[Any]) -> Iterator[Any]:
+    for a in args:
+        if isinstance(a, list | tuple):
+            yield from _flatten(a)
+        else:
+            yield a
+
+
+def _reader_loss(ex2_loss: Any, shards: list[np.ndarray], y: np.ndarray) -> float:
+    blocks = [np.ascontiguousarray(b).view(_RankBlock) for b in shards]
+    loss = call_reader(ex2_loss, blocks, y.copy(), SMOOTHING, what="ex2_loss")
+    return as_number(np.asarray(loss, dtype=np.float64), "what ex2_loss returns")
+
+
 @checker
-def check_ex2(loss) -> None:
-    """Exercise 2: the label-smoothed mean loss of the 3-shard logits, from per-shard sums."""
+def check_ex2(ex2_loss) -> None:
+    """Exercise 2: a function of the shards that gives the label-smoothed mean loss from
+    per-shard maxima, sums and the owning shard's target logit."""
     from cebook.ch09b_helpers import exercise2_data
 
-    loss = as_number(loss, "the loss")
     shards, y = exercise2_data()
+    loss = _reader_loss(ex2_loss, shards, y)
     z = np.concatenate(shards, axis=1)
     v = z.shape[1]
     expected = float(cross_entropy(z, y, label_smoothing=SMOOTHING))
@@ -64,7 +100,17 @@ def check_ex2(loss) -> None:
     require(np.isclose(loss, expected, rtol=1e-9, atol=0),
             "not torch's label-smoothed loss: the smoothing term needs the sum of the logits "
             "over the whole vocabulary (all three shards) and V = 12, not one shard's mean")
-    correct(f"{loss:.6f}, equal to F.cross_entropy(z, y, label_smoothing={SMOOTHING}).")
+    # Other logits, V = 11 in uneven shards of 4, 4 and 3 classes: no number typed in passes.
+    rng = np.random.default_rng(10)
+    z_other, y_other = 3 * rng.standard_normal((6, 11)), rng.integers(0, 11, size=6)
+    other_loss = _reader_loss(ex2_loss, np.split(z_other, [4, 8], axis=1), y_other)
+    require(np.isclose(other_loss, float(cross_entropy(z_other, y_other,
+                                                       label_smoothing=SMOOTHING)),
+                       rtol=1e-9, atol=0),
+            "right on the exercise's logits but not on other ones (V = 11 in shards of 4, 4 "
+            "and 3 classes): compute V and each shard's first class from the shards")
+    correct(f"{loss:.6f}, equal to F.cross_entropy(z, y, label_smoothing={SMOOTHING}), from "
+            "the shards alone.")
 
 
 @checker

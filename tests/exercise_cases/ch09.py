@@ -33,6 +33,10 @@ def _merge_pair(m1, s1, t1, m2, s2, t2):
     return m, s1 + s2
 
 
+_U = 8192 * 128256 * 2 / 2**30  # Llama 3's bf16 logits, GiB
+_G = (8192 + 128256) * 4096 * 2 / 2**30  # dL/dX and dL/dW in bf16
+_L = 256 * 128256 * 2 / 2**30  # one Liger chunk of logits
+
 CASES = {
     "check_ex1": {
         "accept": [(2 * 8192 * 128256 * 2 / 2**30,)],
@@ -59,6 +63,19 @@ CASES = {
             (float(_sums.sum() / 2),),  # divided by the number of micro-batches
             (float(2 * _sums.sum() / _counts.sum()),),  # times R = 2, DDP's factor, not wanted here
             ("0.5",),  # not a number
+        ],
+    },
+    "check_ex4": {
+        "accept": [(6 * _U, _L + _G, _G)],
+        "reject": [
+            (_U, _L + _G, _G),  # counts only the logits
+            (2 * _U, _L + _G, _G),  # logits and gradient: forgets the fp32 upcast
+            (3 * _U, _L + _G, _G),  # the loss in bf16, no upcast
+            (5 * _U, _L + _G, _G),  # the forward's peak only
+            (6 * _U, _U, _G),  # Liger holding the whole logits
+            (6 * _U, _L, _G),  # Liger without the gradients
+            (6 * _U, _L + _G, 0.0),  # CCE holding nothing
+            (6 * _U, _L + _G, 128256 * 4096 * 2 / 2**30),  # CCE without dL/dX
         ],
     },
 }

@@ -19,6 +19,26 @@ def _megatron_rank0():
     return float(np.mean((1 - beta) * nll - beta * log_q[:, 0:4].mean(axis=1)))
 
 
+def _per_shard_loss(shards, y, eps):
+    """The solution: per-shard max, sum-exp, owning shard's target logit and sum of logits."""
+    n, starts = len(y), np.cumsum([0] + [b.shape[1] for b in shards[:-1]])
+    vocab = sum(b.shape[1] for b in shards)
+    m = np.max([b.max(axis=1) for b in shards], axis=0)
+    lse = m + np.log(np.sum([np.exp(b - m[:, None]).sum(axis=1) for b in shards], axis=0))
+    z_y = np.sum([np.where((y >= a) & (y < a + b.shape[1]),
+                           b[np.arange(n), np.clip(y - a, 0, b.shape[1] - 1)], 0.0)
+                  for a, b in zip(starts, shards, strict=True)], axis=0)
+    z_sum = np.sum([b.sum(axis=1) for b in shards], axis=0)
+    return np.mean((1 - eps) * (lse - z_y) + eps * (lse - z_sum / vocab))
+
+
+def _joined_loss(shards, y, eps):
+    """The old solution: right number, but z_y from the concatenated logits (breaks the rule)."""
+    z = np.concatenate(shards, axis=1)
+    lse = np.log(np.exp(z).sum(axis=1))
+    return np.mean((1 - eps) * (lse - z[np.arange(len(y)), y]) + eps * (lse - z.mean(axis=1)))
+
+
 CASES = {
     "check_ex1": {
         "accept": [(1, 12435)],
@@ -29,11 +49,15 @@ CASES = {
         ],
     },
     "check_ex2": {
-        "accept": [(_right,)],
+        "accept": [(_per_shard_loss,)],
         "reject": [
-            (float(cross_entropy(_z, _y)),),                              # forgot the smoothing
-            (float(cross_entropy(_z, _y, label_smoothing=0.1 * 12 / 11)),),  # eps / (V - 1)
-            (_megatron_rank0(),),                                         # one shard's mean
+            (_joined_loss,),                                          # joins the shards
+            (lambda shards, y, eps: float(cross_entropy(_z, _y)),),   # forgot the smoothing
+            (lambda shards, y, eps:                                   # eps / (V - 1)
+             float(cross_entropy(_z, _y, label_smoothing=0.1 * 12 / 11)),),
+            (lambda shards, y, eps: _megatron_rank0(),),              # one shard's mean
+            (lambda shards, y, eps: _right,),                         # the number typed in
+            (_right,),                                                # a number, not a function
         ],
     },
     "check_ex3": {
