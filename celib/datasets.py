@@ -21,6 +21,11 @@ read-only, since nothing is written to it when the files are already there.
 :func:`load_qmnist_test_writers` reads, with the same checks, QMNIST's table of who wrote
 each MNIST test image (from ``$CELIB_QMNIST_DIR``, a folder named ``qmnist`` beside
 ``$CELIB_MNIST_DIR``, or ``~/.cache/celib/qmnist``).
+
+:func:`load_names` reads, with the same checks, makemore's ``names.txt`` for chapter 10
+("Beyond one label", ``book/10_beyond_one_label.ipynb``), from ``$CELIB_NAMES_DIR``, a folder
+named ``names`` beside ``$CELIB_MNIST_DIR``, or ``~/.cache/celib/names``; :func:`split_names`
+splits it, seeded, by distinct name.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ __all__ = [
     "load_mnist",
     "load_mnist_labels",
     "load_qmnist_test_writers",
+    "NAMES_CHECKSUM",
+    "NAMES_URLS",
+    "NamesDownloadError",
+    "load_names",
+    "split_names",
     "read_idx",
     "stratified_split",
 ]
@@ -634,19 +644,28 @@ def _verify_qmnist(data: bytes, where: str) -> np.ndarray:
     return table.reshape(_QMNIST_SHAPE)
 
 
-def _resolve_qmnist_root(root: StrPath | None) -> tuple[Path, str]:
-    """The directory to use for QMNIST, and why it was chosen (for error messages)."""
+def _resolve_beside_mnist(root: StrPath | None, env_var: str, folder: str, filename: str,
+                          default: Path) -> tuple[Path, str]:
+    """The directory of a data set kept beside MNIST's, and why it was chosen: ``root``, then
+    ``$env_var``, then a folder named ``folder`` beside ``$CELIB_MNIST_DIR`` if it holds
+    ``filename``, then ``default``."""
     if root is not None:
         return Path(root).expanduser(), "the root argument"
-    if os.environ.get(QMNIST_ENV_VAR):
-        return Path(os.environ[QMNIST_ENV_VAR]).expanduser(), f"from ${QMNIST_ENV_VAR}"
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var]).expanduser(), f"from ${env_var}"
     if os.environ.get(ENV_VAR):
-        sibling = Path(os.environ[ENV_VAR]).expanduser().parent / "qmnist"
-        if (sibling / QMNIST_FILE).is_file():
+        sibling = Path(os.environ[ENV_VAR]).expanduser().parent / folder
+        if (sibling / filename).is_file():
             return sibling, f"the folder beside ${ENV_VAR}"
-    return (_QMNIST_DEFAULT_ROOT.expanduser(),
-            f"the default; pass root=, set ${QMNIST_ENV_VAR}, or put a folder named qmnist "
+    return (default.expanduser(),
+            f"the default; pass root=, set ${env_var}, or put a folder named {folder} "
             f"holding the file beside ${ENV_VAR}")
+
+
+def _resolve_qmnist_root(root: StrPath | None) -> tuple[Path, str]:
+    """The directory to use for QMNIST, and why it was chosen (for error messages)."""
+    return _resolve_beside_mnist(root, QMNIST_ENV_VAR, "qmnist", QMNIST_FILE,
+                                 _QMNIST_DEFAULT_ROOT)
 
 
 def load_qmnist_test_writers(
@@ -730,6 +749,181 @@ def load_qmnist_test_writers(
     table = _verify_qmnist(_decompress(path.read_bytes(), str(path)), str(path))
     rows = table[: _RECORDS["test"]]
     return QMNISTTestWriters(*(rows[:, k].copy() for k in range(len(QMNISTTestWriters._fields))))
+
+
+# ----------------------------------------------------------------------------- names
+
+#: makemore's file of names, one a line.
+NAMES_FILE = "names.txt"
+#: Where it is downloaded from, in order: makemore's repository at a fixed commit, then its head.
+NAMES_URLS: list[str] = [
+    "https://raw.githubusercontent.com/karpathy/makemore/"
+    "988aa59e4d8fefa526d06f3b453ad116258398d4/names.txt",
+    "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt",
+]
+#: sha256 of ``names.txt`` as published (a plain text file, no compression).
+NAMES_CHECKSUM = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+#: Environment variable naming the directory that holds :data:`NAMES_FILE`.
+NAMES_ENV_VAR = "CELIB_NAMES_DIR"
+
+_NAMES_DEFAULT_ROOT = Path("~/.cache/celib/names")
+_NAMES_COUNT = 32_033
+
+
+class NamesDownloadError(MNISTDownloadError):
+    """No URL delivered a ``names.txt`` that passed the checksum.
+
+    Parameters
+    ----------
+    path : str
+        The path the file would have been saved under.
+    failures : sequence of (str, str)
+        One ``(url, reason)`` pair per URL tried, in order.
+    """
+
+    def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        folder = Path(path).parent
+        todo = (f"\nWithout a network, copy {NAMES_FILE} (from github.com/karpathy/makemore) "
+                f"into {folder}, or set {NAMES_ENV_VAR} to a folder that holds it (a folder "
+                f"named names beside ${ENV_VAR} is also found)")
+        MNISTError.__init__(self, path, _failure_message(self.failures, "URL", folder, todo))
+
+
+def _verify_names(data: bytes, where: str) -> list[str]:
+    """Check the bytes of ``names.txt`` against the checksum, then split them into names."""
+    got_sha = hashlib.sha256(data).hexdigest()
+    if got_sha != NAMES_CHECKSUM:
+        raise MNISTError(where, f"sha256 mismatch: expected {NAMES_CHECKSUM}, got {got_sha} "
+                                f"(of the {len(data)} bytes)")
+    names = data.decode("ascii").split()
+    if len(names) != _NAMES_COUNT:  # unreachable with the right checksum; a guard for edits
+        raise MNISTError(where, f"{len(names)} names, expected {_NAMES_COUNT}")
+    return names
+
+
+def load_names(
+    root: StrPath | None = None,
+    download: bool = True,
+    *,
+    urls: Sequence[str] | None = None,
+    progress: bool = True,
+    timeout: float = TIMEOUT,
+) -> list[str]:
+    """Load makemore's 32,033 names, verified, downloading the file if allowed.
+
+    ``names.txt`` is the data set of Karpathy's makemore (MIT licensed): the most common
+    first names of the US Social Security Administration's 2018 baby-name data, one lowercase
+    name (letters a-z) a line.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        Directory holding ``names.txt``. Defaults to ``$CELIB_NAMES_DIR``, then a folder named
+        ``names`` beside ``$CELIB_MNIST_DIR`` if it holds the file, then
+        ``~/.cache/celib/names``.
+    download : bool, default True
+        Whether to download the file if it is missing from ``root``.
+    urls : sequence of str, optional
+        Full URLs of the file to try in order; defaults to :data:`NAMES_URLS`.
+    progress : bool, default True
+        Show a progress bar on stderr while downloading.
+    timeout : float, default 30.0
+        Socket timeout in seconds for each download attempt.
+
+    Returns
+    -------
+    list of str
+        The 32,033 names in the file's order (29,494 distinct, 2 to 15 letters).
+
+    Raises
+    ------
+    MNISTError
+        A sha256 mismatch against :data:`NAMES_CHECKSUM`. :class:`NamesDownloadError` (a
+        subclass) if every URL failed; it lists each URL and why, and says what to copy where.
+    FileNotFoundError
+        If the file is missing and ``download`` is False.
+
+    Notes
+    -----
+    The checks and the download are those of :func:`load_mnist`: every load verifies the
+    checksum; a download goes to a temporary file in ``root``, renamed into place only after
+    it passed, and deleted on any failure (with any cache folder it created). A corrupt file
+    already in ``root`` is reported, not replaced. Explained in chapter 10 (Beyond one label,
+    book/10_beyond_one_label.ipynb), which trains character-level language models on it.
+
+    Examples
+    --------
+    >>> names = load_names()  # doctest: +SKIP
+    >>> len(names), names[:3]  # doctest: +SKIP
+    (32033, ['emma', 'olivia', 'ava'])
+    """
+    directory, why = _resolve_beside_mnist(root, NAMES_ENV_VAR, "names", NAMES_FILE,
+                                           _NAMES_DEFAULT_ROOT)
+    path = directory / NAMES_FILE
+    if not path.is_file():
+        urls = NAMES_URLS if urls is None else urls
+        if not download:
+            raise _not_found("names", path, why, urls[0] if urls else "a URL")
+        path = _download_verified(path, urls, _verify_names, progress, timeout,
+                                  NamesDownloadError)
+    return _verify_names(path.read_bytes(), str(path))
+
+
+def split_names(
+    names: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[list[str], ...]:
+    """Split a list of names at random into parts, by distinct name, so no name is in two parts.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The names, repetitions allowed (``names.txt`` has 32,033 lines, 29,494 distinct).
+    fractions : sequence of float, default (0.8, 0.1, 0.1)
+        The share of the *distinct* names each part gets; positive, summing to 1. Each part
+        but the last gets ``round(fraction * D)`` of the D distinct names, the last the rest.
+    seed : int, default 0
+        Seed of the shuffle, so the split is the same on every machine.
+
+    Returns
+    -------
+    tuple of list of str
+        One list per part, holding every occurrence of its names, in the input's order.
+
+    Raises
+    ------
+    ValueError
+        If a fraction is not positive or the fractions do not sum to 1.
+
+    Notes
+    -----
+    Splitting the lines instead (as makemore does) puts a name listed twice into training and
+    test alike, and the test loss then rewards memorising it. The distinct names are sorted
+    before the seeded permutation, so the split does not depend on the input's order.
+    Explained in chapter 10 (Beyond one label, book/10_beyond_one_label.ipynb).
+
+    Examples
+    --------
+    >>> train, test = split_names(["ann", "bo", "ann", "cy", "di"], [0.5, 0.5], seed=0)
+    >>> sorted(set(train) & set(test))
+    []
+    >>> len(train) + len(test)
+    5
+    """
+    shares = [float(f) for f in fractions]
+    if not shares or any(not f > 0 for f in shares) or not math.isclose(sum(shares), 1.0):
+        raise ValueError(f"fractions must be positive and sum to 1, got {list(fractions)}")
+    distinct = sorted(set(names))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    bounds = np.cumsum([round(f * len(distinct)) for f in shares[:-1]])
+    part_of = np.empty(len(distinct), dtype=np.int64)
+    for part, chosen in enumerate(np.split(order, bounds)):
+        part_of[chosen] = part
+    where = dict(zip(distinct, part_of.tolist(), strict=True))
+    parts: list[list[str]] = [[] for _ in shares]
+    for name in names:
+        parts[where[name]].append(name)
+    return tuple(parts)
 
 
 def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
