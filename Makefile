@@ -95,11 +95,16 @@ DISPATCH_avx2 := ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MA
 PORTABLE_ENV = $(DISPATCH_$(ISA)) OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) \
     OPENBLAS_NUM_THREADS=$(THREADS) CELIB_NUM_THREADS=$(THREADS)
 
+# numba (CELIB_BACKEND=numba or auto) compiles for the CPU it is named, with that CPU's features
+# once NUMBA_CPU_FEATURES is set (the name alone leaves the host's features, AVX-512 included).
+test-portable: NUMBA_baseline := NUMBA_CPU_NAME=nehalem NUMBA_CPU_FEATURES=-avx512f
+test-portable: NUMBA_avx2 := NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=-avx512f
 test-portable: $(STAMP)  ## nbval again, SIMD forced down, 1 thread (ISA=avx2 THREADS=N NB=...)
 	$(if $(DISPATCH_$(ISA)),,$(error ISA must be baseline or avx2, not '$(ISA)'))
-	env $(PORTABLE_ENV) $(PY) -m benchmarks.machine --expect $(ISA) --threads $(THREADS)
-	env $(PORTABLE_ENV) $(PY) -m pytest $(XDIST) --dist loadfile --nbval --nbval-current-env \
-	    -p no:cacheprovider $(NB)
+	env $(PORTABLE_ENV) $(NUMBA_$(ISA)) $(PY) -m benchmarks.machine --expect $(ISA) \
+	    --threads $(THREADS)
+	env $(PORTABLE_ENV) $(NUMBA_$(ISA)) $(PY) -m pytest $(XDIST) --dist loadfile --nbval \
+	    --nbval-current-env -p no:cacheprovider $(NB)
 
 test-site: book linkcheck test-browser  ## build both sites, check the links, drive them in Chromium
 

@@ -111,10 +111,13 @@ class Report:
     load_before: tuple[float, ...]
     load_after: tuple[float, ...]
     results: list[Result]
+    backend: str = "numpy"  # celib's kernels: 'numpy' or 'numba' (CELIB_BACKEND)
 
     def header(self) -> str:
-        """What ran where: CPU, SIMD level, BLAS, threads, load averages, limits."""
+        """What ran where: CPU, SIMD level, BLAS, threads, celib's backend, load averages,
+        limits."""
         return (f"{self.machine.summary()}\n"
+                f"celib backend: {self.backend} (CELIB_BACKEND)\n"
                 f"load average (1, 5, 15 min): {_load(self.load_before)} before, "
                 f"{_load(self.load_after)} after; a row is 'too noisy' when other processes "
                 f"take over {100 * BUSY_LIMIT:.0f}% of the CPU time, a method's median round "
@@ -253,7 +256,20 @@ def run(shapes: Sequence[tuple[int, int]] = SHAPES, dtypes: Sequence[str] = DTYP
         if rises is not None:
             for r, rise in zip(results, rises, strict=True):
                 r.memory["torch"] = rise / (r.shape[0] * r.shape[1] * np.dtype(r.dtype).itemsize)
-    return Report(machine, load_before, _load_average(), results)
+    return Report(machine, load_before, _load_average(), results, _backend())
+
+
+def _backend() -> str:
+    """celib's backend as it runs: numpy, or numba with its version and threading layer."""
+    from celib._kernels import get_backend
+
+    name = get_backend()
+    if name != "numba":
+        return name
+    import numba
+
+    layer = numba.config.THREADING_LAYER  # type: ignore[attr-defined]
+    return f"numba {numba.__version__}, threading layer {layer}"
 
 
 def _cell(value: float | None, fmt: str) -> str:
@@ -345,8 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--no-linear", action="store_true",
                         help="skip the linear_cross_entropy section")
+    parser.add_argument("--backend", choices=("numpy", "numba", "auto"), default=None,
+                        help="celib's kernels (default: CELIB_BACKEND, else numpy)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    if args.backend:
+        os.environ["CELIB_BACKEND"] = args.backend
     if importlib.util.find_spec("torch") is None:
         print("python -m benchmarks.speed times celib against torch, which is not installed: "
               "pip install torch==2.13.0 (scipy, scikit-learn and threadpoolctl are used when "
@@ -398,6 +418,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
     """The report as plain JSON data (what ``--json`` writes)."""
     return {"machine": asdict(report.machine), "simd_level": report.machine.simd_level,
             "load_before": report.load_before, "load_after": report.load_after,
+            "backend": report.backend,
             "results": [{"function": r.function, "dtype": r.dtype, "shape": list(r.shape),
                          "ms": r.ms, "spread": {k: t.spread for k, t in r.timings.items()},
                          "samples_ms": {k: t.samples for k, t in r.timings.items()},
@@ -414,7 +435,8 @@ def report_from_json(data: dict[str, Any]) -> Report:
     results = [Result(r["function"], r["dtype"], (r["shape"][0], r["shape"][1]),
                       {k: Timing(tuple(v)) for k, v in r["samples_ms"].items()},
                       r["memory"], r["noise"]) for r in data["results"]]
-    return Report(machine, tuple(data["load_before"]), tuple(data["load_after"]), results)
+    return Report(machine, tuple(data["load_before"]), tuple(data["load_after"]), results,
+                  data.get("backend", "numpy"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,6 +65,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
@@ -204,6 +205,64 @@ def _run(num_rows: int, num_classes: int, work: _Work) -> None:
                 errors.append(exc)
     if errors:  # pragma: no cover - numpy ufuncs do not raise here
         raise errors[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Backends: these numpy kernels, or the compiled ones of celib._fast
+# --------------------------------------------------------------------------------------------
+
+_BACKEND_ENV = "CELIB_BACKEND"
+_BACKENDS = ("numpy", "numba", "auto")
+_DEFAULT_BACKEND = "numpy"  # what an unset or blank CELIB_BACKEND means
+_fast_modules: list[ModuleType | None] = []  # celib._fast once imported, or None without numba
+
+
+def _fast_module() -> ModuleType | None:
+    """celib._fast (which imports numba), imported on first use; None if numba is missing."""
+    if not _fast_modules:
+        try:
+            from . import _fast
+        except ImportError:
+            _fast_modules.append(None)
+        else:
+            _fast_modules.append(_fast)
+    return _fast_modules[0]
+
+
+def get_backend() -> str:
+    """The backend the row kernels use now, ``'numpy'`` or ``'numba'``, from ``CELIB_BACKEND``:
+    ``numpy``, ``numba`` (ImportError without numba) or ``auto`` (numba if it can be imported);
+    unset or blank means ``{default}``. Read at every call, so a change takes effect at once.
+
+    Both give the same float32 results bit for bit; in float64 both stay within celib's
+    documented error bound (``python -m benchmarks.accuracy``).
+    """
+    raw = os.environ.get(_BACKEND_ENV, "").strip().lower() or _DEFAULT_BACKEND
+    if raw not in _BACKENDS:
+        raise ValueError(f"{_BACKEND_ENV} must be one of {', '.join(_BACKENDS)}, got {raw!r}")
+    if raw == "numpy":
+        return "numpy"
+    if _fast_module() is None:
+        if raw == "numba":
+            raise ImportError(f"{_BACKEND_ENV}=numba needs numba: pip install 'celib[fast]'")
+        return "numpy"
+    return "numba"
+
+
+get_backend.__doc__ = (get_backend.__doc__ or "").replace("{default}", _DEFAULT_BACKEND)
+
+
+def _compiled(*arrays: np.ndarray) -> ModuleType | None:
+    """celib._fast if the backend is numba and every array is float32 or float64 (numba has no
+    float16 arithmetic: those stay on numpy), else None."""
+    if get_backend() != "numba" or any(a.dtype not in (_F32, _F64) for a in arrays):
+        return None
+    return _fast_module()
+
+
+def _fast_threads(x: np.ndarray) -> int:
+    """Threads for a compiled kernel: one below ``_MIN_PARALLEL`` elements, as here."""
+    return 1 if x.size < _MIN_PARALLEL else get_num_threads()
 
 
 # --------------------------------------------------------------------------------------------
@@ -515,6 +574,9 @@ def logsumexp_rows(x: np.ndarray) -> np.ndarray:
 
     Rows whose max is +inf, -inf or nan give that max (+inf, -inf, nan), as in torch.
     """
+    fast = _compiled(x)
+    if fast is not None:
+        return fast.logsumexp_rows(x, _fast_threads(x))
     out = np.empty(x.shape[0], dtype=_F64)
     how = _summation(x.dtype, compensate=True, allow_fast=True)
 
@@ -533,6 +595,10 @@ def log_softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 
     Rows whose max is +inf or nan, or which hold only -inf, become nan, as in torch.
     """
+    fast = _compiled(x, out)
+    if fast is not None:
+        fast.log_softmax_rows(x, out, _fast_threads(x))
+        return
     num_classes = x.shape[1]
     # the output needs x - m anyway, so the fast path (e^x, no x - m) would save nothing
     how = _summation(x.dtype, compensate=True, allow_fast=False)
@@ -554,6 +620,10 @@ def softmax_rows(x: np.ndarray, out: np.ndarray) -> None:
 
     Rows whose max is +inf or nan, or which hold only -inf, become nan, as in torch.
     """
+    fast = _compiled(x, out)
+    if fast is not None:
+        fast.softmax_rows(x, out, _fast_threads(x))
+        return
     how = _summation(x.dtype, compensate=False, allow_fast=True)
 
     def work(starts: Iterator[int]) -> None:
@@ -606,11 +676,16 @@ def cross_entropy_rows(x: np.ndarray, targets: IndexTargets, weight: np.ndarray 
     denominator is ``targets.denominator`` (:mod:`celib._core`).
     """
     num_rows, num_classes = x.shape
+    weight_sum = float(np.sum(weight)) if weight is not None else float(num_classes)
+    keep, spread = smoothing_coefficients(epsilon, num_classes)
+    fast = _compiled(x)
+    if fast is not None:
+        return fast.cross_entropy_rows(x, targets.classes, targets.ignored, targets.weights,
+                                       weight, epsilon, weight_sum, keep, spread,
+                                       _fast_threads(x))
     per_element = np.empty(num_rows, dtype=_F64)
     how = _summation(x.dtype, compensate=True, allow_fast=True, weight=weight,
                      want_wd=epsilon > 0)
-    weight_sum = float(np.sum(weight)) if weight is not None else float(num_classes)
-    keep, spread = smoothing_coefficients(epsilon, num_classes)
 
     def work(starts: Iterator[int]) -> None:
         with np.errstate(all="ignore"):
@@ -654,6 +729,11 @@ def cross_entropy_grad_rows(x: np.ndarray, targets: IndexTargets, weight: np.nda
     ``weight`` is the float64 class-weight vector or None (all ones).
     """
     weight_sum = float(np.sum(weight)) if weight is not None else float(x.shape[1])
+    fast = _compiled(x, out)
+    if fast is not None:
+        fast.cross_entropy_grad_rows(x, targets.classes, targets.ignored, targets.weights,
+                                     weight, scale, smooth, weight_sum, out, _fast_threads(x))
+        return
     # the weights of the smoothing term, needed only when there is one
     w = None if smooth == 0 else weight if weight is not None else np.ones(x.shape[1])
     how = _summation(x.dtype, compensate=False, allow_fast=True)

@@ -34,6 +34,12 @@ def threads():
     K.set_num_threads(previous)
 
 
+@pytest.fixture(autouse=True)
+def numpy_backend(monkeypatch):
+    """These tests force the numpy kernels' own paths (tests/test_fast.py tests numba's)."""
+    monkeypatch.setenv("CELIB_BACKEND", "numpy")
+
+
 def _inputs(rng, shape, dtype):
     x = (rng.standard_normal(shape) * 3).astype(dtype)
     n, c = shape
@@ -69,8 +75,12 @@ def _run_all(x, y):
         return {name: np.asarray(call(x, y)) for name, call in CALLS.items()}
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 @pytest.mark.parametrize("dtype", [F32, F64], ids=str)
-def test_results_do_not_depend_on_the_number_of_threads(threads, dtype):
+def test_results_do_not_depend_on_the_number_of_threads(threads, monkeypatch, dtype, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("CELIB_BACKEND", backend)
     rng = np.random.default_rng(0)
     x, y = _inputs(rng, (300, 1000), dtype)  # above the size that goes parallel
     results = []

@@ -1,0 +1,248 @@
+"""celib._fast: the numba backend computes what the numpy backend computes.
+
+Both backends run the same cases (the ``backend`` fixture, or the two side by side): float32
+results must be the same bit for bit, float64 results within celib's error bound. The
+compiled kernels must also give the same bits on AVX2 and AVX-512 and on 1 or 2 threads
+(the book prints them), keep nan and inf, import lazily, and run beside torch's OpenMP.
+numba compiles each kernel once and caches it (``cache=True``), so only a first run is slow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import celib.functional as cf
+import celib.grad as cg
+from celib import _kernels as K
+from celib.testing import exact_cross_entropy, exact_logsumexp, ulp_error
+
+pytest.importorskip("numba")
+
+ROOT = Path(__file__).resolve().parents[1]
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+# numba compiling for an AVX2 machine (as `make test-portable ISA=avx2`): the CPU name alone
+# leaves the host's features, AVX-512 included; a feature list, even this short one, replaces them
+AVX2_ENV = {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "-avx512f"}
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def backend(request, monkeypatch):
+    """Run the test once per backend (CELIB_BACKEND is read at every kernel call)."""
+    monkeypatch.setenv("CELIB_BACKEND", request.param)
+    return request.param
+
+
+def _with_backend(monkeypatch, name, call):
+    monkeypatch.setenv("CELIB_BACKEND", name)
+    assert K.get_backend() == name
+    with np.errstate(all="raise"):  # nothing may leak a floating-point warning
+        return np.asarray(call())
+
+
+def _inputs(rng, shape, dtype):
+    """Logits with the rows that matter: only -inf, ties, nan, +inf, some -inf, a dominant
+    logit, a tiny loss; and targets with an ignored element."""
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    n, c = shape
+    x[0] = -np.inf
+    x[1, :] = 5.0
+    x[2, c // 2] = np.nan
+    x[3, -1] = np.inf
+    x[4, :3] = -np.inf
+    x[5, -1] = 40.0
+    x[7] = -60.0
+    x[7, 0] = 0.0  # loss of target 0: about C·e^-60, far below an ulp of 1
+    y = rng.integers(0, c, size=n)
+    y[6] = -100
+    y[7] = 0
+    return x, y
+
+
+def _bits(a):
+    """The bytes of ``a``, every nan made the same (the sign of a nan means nothing)."""
+    return np.where(np.isnan(a), np.nan, a).tobytes()
+
+
+def _weights(c, dtype):
+    return np.linspace(0.5, 2, c).astype(dtype)
+
+
+CALLS = {
+    "logsumexp": lambda x, y: cf.logsumexp(x, axis=1),
+    "log_softmax": lambda x, y: cf.log_softmax(x, axis=1),
+    "softmax": lambda x, y: cf.softmax(x, axis=1),
+    "ce none": lambda x, y: cf.cross_entropy(x, y, reduction="none"),
+    "ce mean": lambda x, y: cf.cross_entropy(x, y),
+    "ce sum weighted": lambda x, y: cf.cross_entropy(x, y, weight=_weights(x.shape[1], x.dtype),
+                                                     reduction="sum"),
+    "ce smoothed weighted": lambda x, y: cf.cross_entropy(
+        x, y, weight=_weights(x.shape[1], x.dtype), label_smoothing=0.1, reduction="none"),
+    "ce probabilities": lambda x, y: cf.cross_entropy(
+        x, cf.softmax(np.nan_to_num(x[::-1], posinf=0, neginf=0), axis=1), reduction="none"),
+    "grad": lambda x, y: cg.cross_entropy_grad(x, y),
+    "grad smoothed": lambda x, y: cg.cross_entropy_grad(x, y, label_smoothing=0.2,
+                                                       reduction="sum"),
+    "grad smoothed weighted": lambda x, y: cg.cross_entropy_grad(
+        x, y, weight=_weights(x.shape[1], x.dtype), label_smoothing=0.1),
+    "grad probabilities": lambda x, y: cg.cross_entropy_grad(
+        x, cf.softmax(np.nan_to_num(x[::-1], posinf=0, neginf=0), axis=1)),
+}
+
+
+@pytest.mark.parametrize("shape", [(64, 10), (300, 1000), (8, 3000)], ids=str)
+@pytest.mark.parametrize("dtype", [F32, F64], ids=str)
+def test_both_backends_give_the_same_results(monkeypatch, dtype, shape):
+    x, y = _inputs(np.random.default_rng(0), shape, dtype)
+    for name, call in CALLS.items():
+        a = _with_backend(monkeypatch, "numpy", lambda: call(x, y))  # noqa: B023 (called at once)
+        b = _with_backend(monkeypatch, "numba", lambda: call(x, y))  # noqa: B023
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)
+        if dtype == F32:  # float64 inside, one rounding at the end: the same bits
+            assert _bits(a) == _bits(b), name
+        else:  # both within a few ulp; the smoothed gradient a·q - b·w cancels near 0
+            atol = 8 * np.finfo(F64).eps * np.nanmax(np.abs(a[np.isfinite(a)]), initial=0)
+            np.testing.assert_allclose(b, a, rtol=4 * np.finfo(F64).eps, atol=atol,
+                                       err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (3, 1), (2, 200_003)], ids=str)
+def test_empty_single_class_and_huge_rows(monkeypatch, shape):
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(shape) * 5).astype(np.float32)
+    y = rng.integers(0, shape[1], size=shape[0])
+    for name, call in CALLS.items():
+        a = _with_backend(monkeypatch, "numpy", lambda: call(x, y))  # noqa: B023 (called at once)
+        b = _with_backend(monkeypatch, "numba", lambda: call(x, y))  # noqa: B023
+        assert _bits(a) == _bits(b), name
+
+
+@pytest.mark.parametrize("gap", [40.0, 700.0, 720.0, 744.0])
+def test_a_tiny_float64_loss_keeps_its_digits(backend, gap):
+    """Loss e^-gap (subnormal beyond 708): the max term is left out of the sum."""
+    x = np.full((1, 2), -gap)
+    x[0, 0] = 0.0
+    got = cf.cross_entropy(x, np.array([0]), reduction="none")
+    exact = exact_cross_entropy(x[0], 0)
+    assert got[0] > 0
+    assert ulp_error(got, exact, F64).max() <= 1.0
+
+
+def test_float64_within_two_ulp_of_mpmath(backend):
+    rng = np.random.default_rng(2)
+    for scale in (1.0, 10.0, 300.0):
+        x = rng.standard_normal((20, 50)) * scale
+        got = cf.logsumexp(x, axis=1)
+        exact = np.array([exact_logsumexp(row) for row in x], dtype=object)
+        assert ulp_error(got, exact, F64).max() <= 2.0, scale
+
+
+def test_the_exp_is_within_an_ulp_and_keeps_its_ends():
+    from celib import _fast
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-745, 709.7, 100_000), rng.uniform(-1, 1, 10_000)])
+    exact = np.exp(x.astype(np.longdouble))  # 64-bit significand: exact enough here
+    err = np.abs(_fast.exp(x) - exact) / np.spacing(np.exp(x))
+    assert err.max() <= 1.0
+    ends = np.array([-np.inf, -800.0, -745.2, -745.1, -720.0, 0.0, 709.78, 709.79, 800.0,
+                     np.inf, np.nan])
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(_fast.exp(ends), np.exp(ends))
+
+
+def test_backend_names(monkeypatch):
+    for value, expected in [("", "numpy"), ("numpy", "numpy"), ("NUMBA", "numba"),
+                            (" auto ", "numba")]:
+        monkeypatch.setenv("CELIB_BACKEND", value)
+        assert K.get_backend() == expected
+    monkeypatch.setenv("CELIB_BACKEND", "fortran")
+    with pytest.raises(ValueError, match="CELIB_BACKEND must be one of numpy, numba, auto"):
+        K.get_backend()
+
+
+def _python(code: str, **env: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT, env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_celib_imports_numba_lazily_and_works_without_it():
+    out = _python("import sys, celib, celib.functional as cf, celib.grad\n"
+                  "print('numba' in sys.modules)", CELIB_BACKEND="numba")
+    assert out.split() == ["False"]
+    out = _python(
+        "import sys; sys.modules['numba'] = None\n"  # numba not installed
+        "import numpy as np, celib.functional as cf; from celib import _kernels as K\n"
+        "print(K.get_backend(), cf.cross_entropy(np.array([[1.0, 2.0]]), [1]))\n"
+        "import os; os.environ['CELIB_BACKEND'] = 'numba'\n"
+        "try:\n    K.get_backend()\nexcept ImportError as e:\n    print(e)\n",
+        CELIB_BACKEND="auto")
+    assert out.splitlines() == [f"numpy {np.log1p(np.exp(-1.0))!r}".replace("np.float64(", "")
+                                .rstrip(")"),
+                                "CELIB_BACKEND=numba needs numba: pip install 'celib[fast]'"]
+
+
+_BITS = """
+import sys, numpy as np, celib, celib.functional as cf, celib.grad as cg
+celib.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(4)
+x = rng.standard_normal((300, 1000)) * 3
+y = rng.integers(0, 1000, 300)
+out = []
+for dt in (np.float32, np.float64):
+    xx = x.astype(dt)
+    out += [cf.logsumexp(xx, axis=1), cf.softmax(xx, axis=1),
+            cf.cross_entropy(xx, y, reduction='none', label_smoothing=0.1),
+            cg.cross_entropy_grad(xx, y)]
+sys.stdout.write(''.join(a.tobytes().hex() for a in out))
+"""
+
+
+def test_the_same_bits_on_avx2_and_here_on_one_and_two_threads():
+    def bits(threads, **env):
+        return _python(f"import sys; sys.argv[1:] = ['{threads}']\n" + _BITS,
+                       CELIB_BACKEND="numba", **env)
+
+    here = bits(2)
+    assert bits(1) == here
+    assert bits(1, **AVX2_ENV) == here
+
+
+def test_beside_torch_and_from_two_python_threads():
+    """torch's OpenMP and numba's workqueue in one process, called in turn and at once."""
+    out = _python(
+        "import threading, numpy as np, torch, torch.nn.functional as F, celib\n"
+        "import celib.functional as cf; from celib import _kernels as K\n"
+        "torch.set_num_threads(2); celib.set_num_threads(2)\n"
+        "x = np.random.default_rng(5).standard_normal((4096, 100)).astype(np.float32)\n"
+        "y = np.zeros(4096, dtype=np.int64)\n"
+        "ref = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y)).item()\n"
+        "got = []\n"
+        "def work():\n"
+        "    for _ in range(20):\n"
+        "        got.append(float(cf.cross_entropy(x, y)))\n"
+        "        F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))\n"
+        "ts = [threading.Thread(target=work) for _ in range(3)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "import numba\n"
+        "print(K.get_backend(), numba.threading_layer(), len(set(got)),\n"
+        "      abs(got[0] - ref) < 1e-5)\n",
+        CELIB_BACKEND="numba")
+    assert out.split() == ["numba", "workqueue", "1", "True"]
+
+
+def test_numpy_only_options_still_work(monkeypatch):
+    """float16 rows are computed as float32, on numpy, whatever the backend."""
+    monkeypatch.setenv("CELIB_BACKEND", "numba")
+    x = np.array([[1.0, 2.0, 3.0]], dtype=np.float16)
+    assert cf.softmax(x, axis=1).dtype == np.float16
+    threads = K.get_num_threads()
+    assert threads >= 1
