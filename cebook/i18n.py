@@ -92,6 +92,9 @@ def extract(pot_dir: Path) -> list[Path]:
         if stale.exists():
             shutil.rmtree(stale)
     _sphinx("gettext", pot_dir, doctrees, {})
+    # The words of book/_templates' overrides ({{ _('Main') }}): the theme's catalogue,
+    # sphinx.po, is kept by hand (with the words Sphinx itself lacks), never merged.
+    (pot_dir / THEME_CATALOGUE).with_suffix(".pot").unlink(missing_ok=True)
     pots = sorted(pot_dir.rglob("*.pot"))
     for pot in pots:
         with pot.open("rb") as f:
@@ -286,9 +289,14 @@ _TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 _LIST_MARKER = re.compile(r"\d+[.)]\s")
 
 
+# Words inside math may be translated ($2^{\text{bits per token}}$ → $2^{\text{每词元比特数}}$);
+# the rest of the formula may not.
+_MATH_TEXT = re.compile(r"\\text\s*\{[^{}]*\}")
+
+
 def protected_spans(text: str) -> list[str]:
     """The math, code, role targets and link targets of `text`, sorted (the order of a
-    sentence's parts may change in Chinese)."""
+    sentence's parts may change in Chinese). The words of ``\\text{…}`` in math are left out."""
     spans = []
     for match in _KEEP.finditer(text):
         role, content, link = match.group(1), match.group(2), match.group(3)
@@ -298,6 +306,8 @@ def protected_spans(text: str) -> list[str]:
             spans.append(f"{role}<{target.lower() if role == '{term}' else target}>")
         elif link:
             spans.append(f"link({link})")
+        elif match.group(0).startswith("$"):
+            spans.append(_MATH_TEXT.sub(r"\\text{…}", match.group(0)))
         else:
             spans.append(match.group(0))
     return sorted(spans)
@@ -362,16 +372,255 @@ def problems(pot_dir: Path, catalogue_dir: Path = CATALOGUE_DIR) -> list[Problem
     return found + _orphan_catalogues(pot_dir, catalogue_dir)
 
 
+# --- the style of the Chinese edition (locales/zh_CN/STYLE.md) -------------------------------
+
+STYLE_GUIDE = LOCALE_DIR / LANGUAGE / "STYLE.md"
+
+# The variants the style guide bans, as (regular expression, what to write instead). STYLE.md
+# says why; tests/test_zh_style.py fails on any of them in any msgstr, math and code left out.
+BANNED: list[tuple[str, str]] = [
+    (r"(?<!又称)自信息", "惊奇度（术语表里：又称自信息）"),
+    (r"(?<!（)multi-hot(?!）)", "多热（multi-hot）目标 at a page's first use, then 多热目标"),
+    (r"逐条检验的说法|说法核查附录", "说法核查 (the appendix's one name)"),
+    (r"appendix_claims>`[^。；]{0,6}第 ?\d+ ?条", "说法 N"),
+    (r"解决办法：|修正方法：", "修正："),
+    (r"学完本章，你能够|学完本章后，你能够", "学完本章，你将能够"),
+    (r"随机水平", "随机猜测水平"),
+    (r"基本检查", "合理性检查"),
+    (r"轮次（epoch）|轮数（epoch）|随轮次",
+     "轮（epoch） at first use, then 轮; 轮数 for their number"),
+    (r"为[^，。；：按]{0,12}?(?:设计|构建|构造)的编码", "按 q 构造的编码"),
+    (r"用为", "用按 q 构造的编码给…编码"),
+    (r"等量分箱", "等频分箱"),
+    (r"(?<![（(])\b[Bb]ootstrap\b(?![）)])", "自助法（bootstrap） at first use, then 自助法"),
+    (r"逻辑函数", "logistic 函数（逻辑斯谛函数）"),
+    (r"最后一位单位", "末位单位（ulp）"),
+    (r"\d %", "80%（no space before the percent sign）"),
+    (r"(?:\d 个|每个|逐个|某个|哪个)差距|差距个数", "d 值 (chapter 5's spread d)"),
+    (r"}`[^`]*`\s+页", "{doc}`记号 <notation>`页: no space before 页"),
+    (r"一份的概率|一个单位的概率", "总和为 1 的概率"),
+    (r"\(mean 归约\)|（mean 归约）",
+     "归约方式为 'mean', in （）: code only where the English has code"),
+]
+_MATH_OR_CODE = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|(?<!})``[^`]+``|(?<!})`[^`]+`")
+
+
+def style_problems(text: str) -> list[str]:
+    """The banned variants (:data:`BANNED`) found in the Chinese `text`, outside math and code,
+    each as "variant → what to write"."""
+    prose = _MATH_OR_CODE.sub(" ", text)
+    return [f"{m.group(0)!r} → {use}" for pattern, use in BANNED
+            for m in re.finditer(pattern, prose)]
+
+
+_MD = None
+
+
+def _markdown():
+    """The markdown parser the build uses: MyST's, with _config.yml's extensions."""
+    global _MD
+    if _MD is None:
+        from markdown_it.renderer import RendererHTML
+        from myst_parser.config.main import MdParserConfig
+        from myst_parser.parsers.mdit import create_md_parser
+
+        extensions = {"amsmath", "dollarmath", "colon_fence", "deflist", "substitution"}
+        _MD = create_md_parser(MdParserConfig(enable_extensions=extensions), RendererHTML)
+    return _MD
+
+
+def markup(text: str) -> dict[str, object]:
+    """What the markdown of a message renders to, apart from its words: the blocks (lists,
+    headings), how many emphasised and strong spans, the links' targets, the roles and their
+    targets, how many formulas. A translation must render to the same."""
+    blocks, inline = [], {"em": 0, "strong": 0, "math": 0}
+    links: list[str] = []
+    roles: list[str] = []
+    for token in _markdown().parse(text):
+        if token.type not in ("inline", "paragraph_open", "paragraph_close"):
+            blocks.append(token.type)
+        for child in token.children or []:
+            if child.type in ("em_open", "strong_open"):
+                inline[child.type[:-5]] += 1
+            elif child.type.startswith("math_inline"):
+                inline["math"] += 1
+            elif child.type == "link_open":
+                links.append(str(child.attrs.get("href")))
+            elif child.type == "myst_role":
+                titled = _TITLED.match(child.content)
+                target = titled.group(2) if titled else child.content
+                name = child.meta.get("name")
+                roles.append(f"{name}:{target.lower() if name == 'term' else target}")
+    return {"blocks": blocks, **inline, "links": sorted(links), "roles": sorted(roles)}
+
+
+_HEADING_NUMBER = re.compile(r"^(\d+)([.)])(?=\s)")
+
+
+def markup_problem(english: str, chinese: str) -> str | None:
+    """How the Chinese renders differently from the English (emphasis, links, roles, lists), or
+    None."""
+    # A heading "1. A softmax before the loss" is a message that parses as a list; its
+    # translation must write "1\\." (see _LIST_MARKER), which is what the heading shows.
+    want, got = markup(_HEADING_NUMBER.sub(r"\1\\\2", english)), markup(chinese)
+    diffs = [f"{key}: {want[key]} in the English, {got[key]} here" for key in want
+             if want[key] != got[key]]
+    return "; ".join(diffs) or None
+
+
 # --- the Chinese site -------------------------------------------------------------------------
 
+# --- the search dictionary -------------------------------------------------------------------
+
+# Sphinx indexes Chinese with jieba, which splits a word it does not know ("过度自信" → "过度",
+# "自信"), so that a search for the word finds nothing. search_words.txt gives jieba the book's
+# own words: every glossary term's Chinese names, and the words of every heading.
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+# A heading's run of Han characters is cut at these particles: "标签平滑的下限" → 标签平滑, 下限;
+# a piece that starts or ends with a function word ("地方传入了") is a phrase, not a word.
+_PARTICLES = re.compile(r"[的与和、]")
+_FUNCTION_EDGE = re.compile(r"^[了会在是就都把要中为而或让用对到个一两三五哪当你它所每从]"
+                            r"|[了会在是就都把要中为而或让用对到个一两三五哪当你它所每从]$")
+GLOSSARY_FREQUENCY, TERM_FREQUENCY = 50000, 5000
+# Terms the text uses without a heading, a glossary entry or an emphasis to name them.
+EXTRA_SEARCH_WORDS = ("半正定", "最大值平移", "标签噪声")
+
+
+def _glossary_terms() -> list[str]:
+    """The term lines of book/glossary.md's glossary (English, then Chinese, for each entry)."""
+    text = (ROOT / "book" / "glossary.md").read_text(encoding="utf-8")
+    block = text.split("```{glossary}", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.splitlines()
+            if line.strip() and not line[0].isspace() and not line.startswith(":")]
+
+
+def glossary_chinese_names(catalogue_dir: Path = CATALOGUE_DIR) -> list[str]:
+    """The Chinese names of every glossary term, as the Chinese glossary shows them: its Chinese
+    term lines, translated, split at " / " and without "（…）" notes ("惊奇度（又称自信息）" gives
+    惊奇度 and 自信息)."""
+    translated = catalogue(catalogue_dir / "book" / "glossary.po")
+    names: list[str] = []
+    for line in _glossary_terms():
+        chinese = translated.get(line, line)
+        if not _HAN.search(chinese):
+            continue  # an English term line
+        for part in re.split(r"\s*/\s*", chinese):
+            also = re.findall(r"（又称([^）]+)）", part)
+            for name in [re.sub(r"（[^）]*）", "", part).strip(), *also]:
+                if _HAN.search(name) and name not in names:
+                    names.append(name)
+    return names
+
+
+def catalogue(po: Path) -> dict[str, str]:
+    """{English: Chinese} of one catalogue, translated messages only."""
+    with po.open("rb") as f:
+        return {str(m.id): str(m.string) for m in read_po(f) if m.id and m.string
+                and not m.fuzzy}
+
+
+def _headings(source: Path) -> list[str]:
+    """The headings of a page's source (.md, or an .ipynb's markdown cells), as messages."""
+    if source.suffix == ".ipynb":
+        cells = json.loads(source.read_text(encoding="utf-8"))["cells"]
+        text = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    else:
+        text = source.read_text(encoding="utf-8")
+    tokens = _markdown().parse(text)
+    return [" ".join(tokens[i + 1].content.split()) for i, t in enumerate(tokens)
+            if t.type == "heading_open"]
+
+
+def _emphasised(text: str) -> list[str]:
+    """The emphasised and strong spans of a message that are one run of 2 to 8 Han characters:
+    the book emphasises a term where it defines it (*过度自信*, *前缀码*)."""
+    found, inside = [], 0
+    for token in _markdown().parse(text):
+        for child in token.children or []:
+            inside += {"em_open": 1, "strong_open": 1, "em_close": -1, "strong_close": -1}.get(
+                child.type, 0)
+            if inside and child.type == "text" and _HAN.fullmatch(child.content or "") \
+                    and 2 <= len(child.content) <= 8:
+                found.append(child.content)
+    return found
+
+
+def _heading_words(heading: str) -> list[str]:
+    """The words of a heading: its runs of Han characters cut at 的, 与, 和, 2 to 6 characters
+    long, without the pieces that start or end with a function word."""
+    return [word for run in _HAN.findall(heading) for word in _PARTICLES.split(run)
+            if 2 <= len(word) <= 6 and not _FUNCTION_EDGE.search(word)]
+
+
+def search_words(catalogue_dir: Path = CATALOGUE_DIR) -> list[tuple[str, int]]:
+    """(word, frequency) for jieba: the glossary's Chinese names (their runs of Han characters),
+    the words of every translated heading and the terms the text emphasises where it defines
+    them."""
+    words: dict[str, int] = {}
+    for name in glossary_chinese_names(catalogue_dir):
+        for run in _HAN.findall(name):
+            if len(run) >= 2:
+                words[run] = GLOSSARY_FREQUENCY
+    words.update({word: GLOSSARY_FREQUENCY for word in EXTRA_SEARCH_WORDS})
+    for po in sorted(catalogue_dir.rglob("*.po")):
+        page = po.relative_to(catalogue_dir).with_suffix("")
+        sources = [ROOT / page.with_suffix(s) for s in (".md", ".ipynb")]
+        source = next((s for s in sources if s.is_file()), None)
+        if source is None:
+            continue
+        translated = catalogue(po)
+        for heading in _headings(source):
+            for word in _heading_words(translated.get(heading, "")):
+                words.setdefault(word, TERM_FREQUENCY)
+        for chinese in translated.values():
+            for word in _emphasised(chinese):
+                words.setdefault(word, TERM_FREQUENCY)
+    return sorted(words.items(), key=lambda item: (-item[1], item[0]))
+
+
+def search_words_text(catalogue_dir: Path = CATALOGUE_DIR) -> str:
+    """search_words.txt as :func:`search_words` makes it, in jieba's format ("word frequency
+    tag" a line; jieba has no comments, so the file cannot say that it is generated: STYLE.md
+    does)."""
+    return "".join(f"{word} {frequency} n\n" for word, frequency in search_words(catalogue_dir))
+
+
+def write_search_words() -> bool:
+    """Regenerate search_words.txt; True if it changed."""
+    text = search_words_text()
+    if SEARCH_DICT.is_file() and SEARCH_DICT.read_text(encoding="utf-8") == text:
+        return False
+    SEARCH_DICT.write_text(text, encoding="utf-8")
+    return True
+
+
+def theme_words(catalogue_dir: Path = CATALOGUE_DIR) -> dict[str, str]:
+    """{English: Chinese} of the theme's catalogue (``sphinx.po``): the words of the interface,
+    for what Sphinx does not translate itself (cebook/sphinx_editions.py, :func:`build`)."""
+    with (catalogue_dir / THEME_CATALOGUE).open("rb") as f:
+        return {str(m.id): str(m.string) for m in read_po(f) if m.id and m.string}
+
+
 def build(outdir: Path = ZH_HTML_DIR, strict: bool = True) -> None:
-    """Build the Chinese site from the same sources, warnings as errors like the English one."""
+    """Build the Chinese site from the same sources, warnings as errors like the English one.
+    The search dictionary is regenerated first (:func:`write_search_words`)."""
+    write_search_words()
+    words = theme_words()
     _sphinx("html", outdir, ROOT / "_build" / f".doctrees-{LANGUAGE}", {
         "language": LANGUAGE,
         "html_title": ZH_TITLE,
         "html_search_options": {"dict": str(SEARCH_DICT)},
+        # A page titled exactly as the query ranks first (交叉熵 → chapter 4).
+        "html_search_scorer": str(ROOT / "book" / "_static" / "zh-search-scorer.js"),
+        # The footer says who and when once: "© 2026 《…》作者 版权所有。" (sphinx.po).
+        "copyright": f"2026 《{ZH_TITLE}》作者",
+        # sphinx-togglebutton's hints on every solution.
+        "togglebutton_hint": words["Click to show"],
+        "togglebutton_hint_hide": words["Click to hide"],
         # Merged into _config.yml's theme options.
-        "html_theme_options": {"extra_footer": ZH_FOOTER, "search_bar_text": "搜索本书……"},
+        "html_theme_options": {"extra_footer": ZH_FOOTER, "search_bar_text": "搜索本书……",
+                               "footer_content_items": ["copyright.html", "last-updated.html",
+                                                        "extra-footer.html"]},
     }, strict=strict, quiet=True)
 
 
