@@ -279,7 +279,8 @@ def _short(text: str, width: int = 90) -> str:
 
 # What a translation must carry over unchanged: inline math, inline code, the target of a MyST
 # role (its title may be translated: {term}`交叉熵 <cross-entropy>`) and the target of a link.
-_KEEP = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|(\{[a-z:-]+\})`([^`]*)`|``[^`]+``|`[^`]+`"
+# A double-backtick code span may hold single backticks (``Assertion `t >= 0` failed``).
+_KEEP = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|(\{[a-z:-]+\})`([^`]*)`|``(?:[^`]|`(?!`))+``|`[^`]+`"
                    r"|\]\(([^)\s]+)\)")
 _TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 
@@ -644,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("apply needs the JSON file of `todo --json`, with translations")
         items = json.loads(Path(args.file).read_text(encoding="utf-8"))
         print(f"{apply(items)} translation(s) written; now run: python -m cebook.i18n check")
+        if write_search_words():  # new translations may define new words for the search
+            print(f"rewrote {SEARCH_DICT.relative_to(ROOT)}")
     elif args.command == "build":
         build()
     else:
