@@ -104,6 +104,7 @@ def test_jupyterlab_renders_the_chapters_myst(context, traffic, lab):
         traffic.external[:] = [(where, url) for where, url in traffic.external
                                if not url.startswith(lab) and not where.startswith(lab)]
     assert seen["cells"] > 50, seen
-    assert seen["exercises"] == exercises == 4, f"the exercise boxes are not rendered: {seen}"
+    assert exercises >= 4, "the chapter this test opens should have exercises to render"
+    assert seen["exercises"] == exercises, f"the exercise boxes are not rendered: {seen}"
     assert seen["math"] > 20, f"the math is not rendered: {seen}"
     assert not seen["markup"], f"MyST shown as raw markup: {seen['markup']}"
