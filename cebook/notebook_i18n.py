@@ -23,13 +23,15 @@ from babel.messages.pofile import read_po
 from markdown_it import MarkdownIt
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.myst_blocks import myst_block_plugin
 
 from .i18n import CATALOGUE_DIR
 
 Lookup = Callable[[str], "str | None"]
 
+# myst_block_plugin: a target line "(label)=" is markup, not a paragraph to translate.
 _PARSER = (MarkdownIt("commonmark").enable("table").use(dollarmath_plugin)
-           .use(colon_fence_plugin))
+           .use(colon_fence_plugin).use(myst_block_plugin))
 _DIRECTIVE = re.compile(r"\{([\w-]+)\}\s*(.*)")
 # Directives whose body is prose; the others (code, math, bibliography) are left alone.
 _PROSE_DIRECTIVES = {"exercise", "solution-start", "note", "warning", "tip", "important",

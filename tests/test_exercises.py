@@ -90,7 +90,8 @@ def _run_cell(source: str) -> None:
 def test_hints_name_the_answer_as_the_cell_wrote_it():
     prelude = "from cebook.exercises.ch01 import check_ex1, check_ex4\n"
     with pytest.raises(WrongAnswer, match=r"^answer_2 is still blank"):
-        _run_cell(prelude + "answer_1 = 2.58\nanswer_2 = ...\ncheck_ex1(answer_1, answer_2)\n")
+        _run_cell(prelude + "answer_1 = 2.58\nanswer_2 = ...\n"
+                  "check_ex1(answer_1, answer_2, 3.27)\n")
     # a call over several lines, an expression as the argument
     with pytest.raises(WrongAnswer, match=r"^my_q\[0\] should have shape \(3,\), not \(\)"):
         _run_cell(prelude + "my_q = [0.5]\ncheck_ex4(\n    my_q[0],\n    1.0)\n")
