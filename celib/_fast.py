@@ -12,7 +12,9 @@ How it is fast
   elements whose scratch rows (float64, one row wide) stay in cache. Passes over a row: its
   max, then the terms :math:`e^{x_j - m}` into the scratch row (and, for the log kernels in
   float64, their TwoSum corrections), then their sums; the output pass, if any, reads the
-  scratch row back. Nothing of size ``(N, C)`` is allocated.
+  scratch row back. Nothing of size ``(N, C)`` is allocated. Rows narrower than ``_NARROW``
+  classes, too short for a vector loop, get their terms a block of rows at a time
+  (:func:`_narrow_stats`), in one loop over the block, then the same sums row by row.
 * **A float64 exp made of vectorisable operations only** (:func:`_exp`), because LLVM has no
   vector ``exp`` of its own and PyPI's llvmlite comes without Intel's SVML: ``math.exp`` in
   the loop stays a scalar call. Here ``k = rint(x log2 e)`` (the ``llvm.rint`` intrinsic, one
@@ -25,7 +27,10 @@ How it is fast
   float64 → int64 conversion. The scaling is split in two factors :math:`2^{k_1} 2^{k_2}` so
   that it neither overflows for ``x`` near 709.78 nor skips the subnormal results below
   ``e^{-708}``; arguments are clamped to [-746, 710] first (0 and inf beyond), nan is
-  given back as it came.
+  given back as it came. The terms of a float32 row take :func:`_exp_term`: the same ``k``
+  and polynomial (the same bits down to ``e^{-708}``, 0 below), without the checks a term
+  ``x - m <= 0`` of a finite row does not need, and ``2^k`` from the last bits of
+  ``k + (1.5·2**52 + 1023)`` (one addition and one shift).
 
 How it stays exact and the same everywhere
 ------------------------------------------
@@ -75,6 +80,7 @@ reassoc/contract (results would depend on the vector width and on FMA)."""
 
 _JIT: dict[str, Any] = {"cache": True, "fastmath": set(SAFE_FLAGS)}
 _BLOCK = 8192  # elements per block of rows: at least one row per block
+_NARROW = 64  # rows narrower than this are computed a block at a time (_narrow_stats)
 _LOCK = threading.Lock()
 
 # --------------------------------------------------------------------------------------------
@@ -126,9 +132,17 @@ def _as_float64_typer(typingctx: Any, bits: Any) -> Any:
     return _F64(types.int64), codegen
 
 
+def _as_int64_typer(typingctx: Any, value: Any) -> Any:
+    """The int64 whose bits are the float64 ``value`` (a bit cast, no conversion)."""
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(_F64), codegen
+
+
 _fma: Any = intrinsic(_fma_typer)
 _rint: Any = intrinsic(_rint_typer)
 _as_float64: Any = intrinsic(_as_float64_typer)
+_as_int64: Any = intrinsic(_as_int64_typer)
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 to 32 bits: k * _LN2_HI is exact for |k| < 2**21
@@ -144,10 +158,8 @@ _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9, _P10, _P11 = _P[2:]
 
 
 @njit(inline="always", **_JIT)
-def _exp(x: float) -> float:
-    """e^x in float64, within about 1 ulp (subnormal results included; inf, 0 and nan at the
-    ends), from operations that vectorise."""
-    c = _minnum(_maxnum(x, -746.0), 710.0)  # e^-746 = 0, e^710 = inf; nan becomes -746 ...
+def _reduced(c: float) -> tuple[float, float]:
+    """``(k, p)`` with ``k = rint(c log2 e)`` and ``p = e^r``, ``r = c - k ln 2``: e^c = p 2^k."""
     kf = _rint(c * _LOG2E)
     r = _fma(-kf, _LN2_HI, c)  # exact
     r = _fma(-kf, _LN2_LO, r)
@@ -161,11 +173,36 @@ def _exp(x: float) -> float:
     p = _fma(p, r, _P3)
     p = _fma(p, r, _P2)
     p = _fma(p, r, 1.0)
-    p = _fma(p, r, 1.0)
+    return kf, _fma(p, r, 1.0)
+
+
+@njit(inline="always", **_JIT)
+def _exp(x: float) -> float:
+    """e^x in float64, within about 1 ulp (subnormal results included; inf, 0 and nan at the
+    ends), from operations that vectorise."""
+    c = _minnum(_maxnum(x, -746.0), 710.0)  # e^-746 = 0, e^710 = inf; nan becomes -746 ...
+    kf, p = _reduced(c)
     k = np.int64(np.int32(kf))  # via int32: AVX2 converts float64 to int32, not to int64
     k1 = k >> 1  # 2^k = 2^k1 · 2^k2, each factor a normal number for k in [-1077, 1024]
     v = p * _as_float64((k1 + 1023) << 52) * _as_float64((k - k1 + 1023) << 52)
     return v if x == x else x  # ... and nan again here
+
+
+# kf + _BIASED is exact for an integer kf in [-1022, 0], and its last 12 bits are kf + 1023,
+# the biased exponent of 2^kf: shifted left by 52 they are the bits of 2^kf (one add, one shift,
+# where _exp converts to int32, widens to int64, adds and shifts, twice)
+_BIASED = 1.5 * 2.0**52 + 1023
+
+
+@njit(inline="always", **_JIT)
+def _exp_term(d: float) -> float:
+    """e^d for a term ``d = x - m`` of a float32 row: bit for bit :func:`_exp` for d >= -708,
+    0 below, with fewer operations. Only for ``d <= 0``, never nan (a row holding a nan has a
+    nan max and is not summed); the results left out, below e^-708 (1e-308), are subnormal,
+    far below anything a float32 result can show."""
+    kf, p = _reduced(d)  # garbage below -708 (nan for -inf), replaced by 0 below
+    v = p * _as_float64(_as_int64(kf + _BIASED) << 52)
+    return v if d >= -708.0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,6 +244,13 @@ def _lane_sum(a: np.ndarray, n: int) -> float:
 def _plain_terms(row: np.ndarray, m: float, e: np.ndarray) -> int:
     """``e_j = e^{x_j - m}``, 0 where ``x_j = m``; returns how many entries equal ``m``."""
     ties = 0
+    if row.itemsize == 4:  # float32 rows: the cheaper exp
+        for j in range(row.size):
+            d = row[j] - m
+            t = _exp_term(d)
+            e[j] = 0.0 if d == 0.0 else t
+            ties += 1 if d == 0.0 else 0
+        return ties
     for j in range(row.size):
         d = row[j] - m
         t = _exp(d)
@@ -249,6 +293,59 @@ def _row_stats(row: np.ndarray, e: np.ndarray, corr: np.ndarray,
 
 
 @njit(**_JIT)
+def _narrow_stats(x: np.ndarray, a: int, b: int, e: np.ndarray, m: np.ndarray,
+                  s: np.ndarray) -> None:
+    """:func:`_block_stats` for rows narrower than ``_NARROW`` (not compensated): the terms of
+    the whole block in one loop, which vectorises across rows (the vector loop over one row of
+    10 would leave at once, and each term would take the scalar tail), then the same sums as
+    :func:`_row_stats`'s, row by row. ``e`` holds ``2 (b - a) C`` entries."""
+    cols = x.shape[1]
+    n = (b - a) * cols
+    flat = x.reshape(x.size)[a * cols:b * cols]
+    m_each = e[n:2 * n]  # each entry's row max
+    for i in range(b - a):
+        m[i] = _row_max(x[a + i])
+        m_each[i * cols:(i + 1) * cols] = m[i]
+    if x.itemsize == 4:  # as _plain_terms
+        for j in range(n):
+            d = flat[j] - m_each[j]  # nan or -inf in a row whose max is not finite: ignored
+            t = _exp_term(d)
+            e[j] = 0.0 if d == 0.0 else t
+    else:
+        for j in range(n):
+            d = flat[j] - m_each[j]
+            t = _exp(d)
+            e[j] = 0.0 if d == 0.0 else t
+    for i in range(b - a):
+        if not np.isfinite(m[i]):
+            s[i] = np.nan
+            continue
+        row = flat[i * cols:(i + 1) * cols]
+        ties = 0
+        for j in range(cols):
+            ties += 1 if row[j] == m[i] else 0
+        s[i] = _lane_sum(e[i * cols:(i + 1) * cols], cols) + (ties - 1)
+
+
+@njit(**_JIT)
+def _block_stats(x: np.ndarray, a: int, b: int, e: np.ndarray, corr: np.ndarray,
+                 compensate: bool, m: np.ndarray, s: np.ndarray) -> None:
+    """``m[i - a], s[i - a]`` = :func:`_row_stats` of the rows ``a <= i < b`` of ``x`` (the
+    terms in ``e`` are not kept: ``e`` is scratch, of :func:`_scratch`'s size)."""
+    if x.shape[1] < _NARROW and not compensate:
+        _narrow_stats(x, a, b, e, m, s)
+        return
+    for i in range(a, b):
+        m[i - a], s[i - a] = _row_stats(x[i], e, corr, compensate)
+
+
+@njit(inline="always", **_JIT)
+def _scratch(per: int, cols: int) -> np.ndarray:
+    """The scratch ``e`` of :func:`_block_stats` for blocks of ``per`` rows."""
+    return np.empty(2 * per * cols if cols < _NARROW else cols)
+
+
+@njit(**_JIT)
 def _weighted_shift_sum(row: np.ndarray, m: float, w: np.ndarray, weighted: bool,
                         buf: np.ndarray) -> float:
     """:math:`\\sum_c w_c (x_c - m)` (:math:`w_c = 1` unless ``weighted``)."""
@@ -278,11 +375,13 @@ def _logsumexp(x: np.ndarray, compensate: bool, out: np.ndarray) -> None:
     rows, cols = x.shape
     per, blocks = _blocks(rows, cols)
     for b in prange(blocks):
-        e = np.empty(cols)
+        e = _scratch(per, cols)
         corr = np.empty(cols if compensate else 0)
-        for i in range(b * per, min(rows, (b + 1) * per)):
-            m, s = _row_stats(x[i], e, corr, compensate)
-            out[i] = m + np.log1p(s) if np.isfinite(m) else m
+        m, s = np.empty(per), np.empty(per)
+        a = b * per
+        _block_stats(x, a, min(rows, a + per), e, corr, compensate, m, s)
+        for i in range(a, min(rows, a + per)):
+            out[i] = m[i - a] + np.log1p(s[i - a]) if np.isfinite(m[i - a]) else m[i - a]
 
 
 @njit(parallel=True, **_JIT)
@@ -290,14 +389,16 @@ def _log_softmax(x: np.ndarray, compensate: bool, out: np.ndarray) -> None:
     rows, cols = x.shape
     per, blocks = _blocks(rows, cols)
     for b in prange(blocks):
-        e = np.empty(cols)
+        e = _scratch(per, cols)
         corr = np.empty(cols if compensate else 0)
-        for i in range(b * per, min(rows, (b + 1) * per)):
+        m, s = np.empty(per), np.empty(per)
+        a = b * per
+        _block_stats(x, a, min(rows, a + per), e, corr, compensate, m, s)
+        for i in range(a, min(rows, a + per)):
             row = x[i]
-            m, s = _row_stats(row, e, corr, compensate)
-            log_norm = np.log1p(s) if np.isfinite(m) else np.nan
+            log_norm = np.log1p(s[i - a]) if np.isfinite(m[i - a]) else np.nan
             for j in range(cols):
-                out[i, j] = (row[j] - m) - log_norm
+                out[i, j] = (row[j] - m[i - a]) - log_norm
 
 
 @njit(parallel=True, **_JIT)
@@ -325,18 +426,21 @@ def _cross_entropy(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
     weighted = weight.size > 0
     per, blocks = _blocks(rows, cols)
     for b in prange(blocks):
-        e = np.empty(cols)
+        e = _scratch(per, cols)
         corr = np.empty(cols if compensate else 0)
-        for i in range(b * per, min(rows, (b + 1) * per)):
+        ms, ss = np.empty(per), np.empty(per)
+        a = b * per
+        _block_stats(x, a, min(rows, a + per), e, corr, compensate, ms, ss)
+        for i in range(a, min(rows, a + per)):
+            m = ms[i - a]
             if ignored[i]:
                 out[i] = 0.0
                 continue
-            row = x[i]
-            m, s = _row_stats(row, e, corr, compensate)
             if not np.isfinite(m):
                 out[i] = np.nan
                 continue
-            log_norm = np.log1p(s)
+            row = x[i]
+            log_norm = np.log1p(ss[i - a])
             loss = (m - row[classes[i]]) + log_norm
             if weighted_targets:
                 loss *= target_weights[i]

@@ -39,6 +39,10 @@ the only delicate quantity is ``s``, and only its relative error matters.
   up to half an ulp of ``d``, i.e. ``exp(d)`` by a relative :math:`|d|\\,2^{-53}` (hundreds of
   ulp for ``d ≈ -700``). The error ``err = (x - m) - d`` is recovered exactly with Knuth's
   TwoSum and :math:`s = \\sum_j e^{d_j}(1 + \\mathrm{err}_j)`; ``s`` is summed pairwise.
+* **float64 log-sum-exp near 0.** Where ``m + log1p(s)`` is below 1 in magnitude, ``m < 0``
+  and ``log1p(s)`` can nearly cancel, and one ulp of ``m`` is many ulp of the result: those
+  rows are computed again in double-double arithmetic (:func:`_near_zero_again`), for both
+  backends.
 
 In code: each kernel call picks its way of computing ``s`` once, a :class:`_Summation`
 (:func:`_summation`), from the dtype and from what the kernel needs. There are three ways,
@@ -576,18 +580,139 @@ def logsumexp_rows(x: np.ndarray) -> np.ndarray:
     """
     fast = _compiled(x)
     if fast is not None:
-        return fast.logsumexp_rows(x, _fast_threads(x))
-    out = np.empty(x.shape[0], dtype=_F64)
-    how = _summation(x.dtype, compensate=True, allow_fast=True)
+        out = fast.logsumexp_rows(x, _fast_threads(x))
+    else:
+        out = np.empty(x.shape[0], dtype=_F64)
+        how = _summation(x.dtype, compensate=True, allow_fast=True)
 
-    def work(starts: Iterator[int]) -> None:
-        with np.errstate(all="ignore"):
-            for a, b, xb, scratch, r in _blocks(x, starts):
-                st = _block_stats(xb, scratch, r, how)
-                out[a:b] = _where_finite(st, st.m + np.log1p(st.s), st.m)
+        def work(starts: Iterator[int]) -> None:
+            with np.errstate(all="ignore"):
+                for a, b, xb, scratch, r in _blocks(x, starts):
+                    st = _block_stats(xb, scratch, r, how)
+                    out[a:b] = _where_finite(st, st.m + np.log1p(st.s), st.m)
 
-    _run(x.shape[0], x.shape[1], work)
+        _run(x.shape[0], x.shape[1], work)
+    if x.dtype == _F64:
+        _near_zero_again(x, out)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# float64 log-sum-exp near 0, in double-double
+# --------------------------------------------------------------------------------------------
+# Where lse = m + log1p(s) is near 0, m and log1p(s) nearly cancel: an error of one ulp of m
+# in log1p(s) is many ulp of the result (185 ulp at lse = 8e-4). Those rows are computed again
+# with every quantity a double-double hi + lo (about 106 bits): the terms e^{x_j - m}, their
+# sum s, log1p(s) and m + log1p(s), rounded once at the end. Only rows with |lse| < 1 can
+# cancel (lse >= m, so m < 0 < log1p(s) there), and they are rare in practice.
+
+_DD = tuple[np.ndarray, np.ndarray]
+_LN2_DD = (0.6931471805599453, 2.3190468138462996e-17)
+_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp's splitter
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> _DD:
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split(a: np.ndarray) -> _DD:
+    c = _SPLIT * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a: np.ndarray, b: np.ndarray) -> _DD:
+    """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker, no FMA in numpy)."""
+    p = a * b
+    a1, a2 = _split(a)
+    b1, b2 = _split(b)
+    return p, ((a1 * b1 - p) + a1 * b2 + a2 * b1) + a2 * b2
+
+
+def _dd_add(a: _DD, b: _DD) -> _DD:
+    s, e = _two_sum(a[0], b[0])
+    return _two_sum(s, e + (a[1] + b[1]))
+
+
+def _dd_mul(a: _DD, b: _DD) -> _DD:
+    p, e = _two_prod(a[0], b[0])
+    return _two_sum(p, e + (a[0] * b[1] + a[1] * b[0]))
+
+
+def _inverse_factorials(n: int) -> list[tuple[float, float]]:
+    """1/k! for k = 0..n as double-doubles (hi, lo), from exact fractions."""
+    from fractions import Fraction
+
+    out = []
+    for k in range(n + 1):
+        f = Fraction(1, math.factorial(k))
+        hi = float(f)
+        out.append((hi, float(f - Fraction(hi))))
+    return out
+
+
+_INV_FACT = _inverse_factorials(10)
+
+
+def _dd_exp(d: _DD) -> _DD:
+    """e^d for a double-double ``d <= 0`` (hi >= -1000), to about 2**-100 relative.
+
+    ``d = k ln 2 + r``; e^{r / 256} - 1 by its Taylor polynomial (degree 10, |r/256| < 1.4e-3),
+    squared back 8 times as ``(1 + a)^2 - 1 = a (2 + a)``, then scaled by 2^k.
+    """
+    k = np.rint(d[0] / _LN2_DD[0])
+    p, e = _two_prod(k, np.full_like(k, _LN2_DD[0]))
+    r = _dd_add(d, (-p, -e - k * _LN2_DD[1]))
+    r = (r[0] / 256, r[1] / 256)
+    q: _DD = (np.full_like(k, _INV_FACT[10][0]), np.full_like(k, _INV_FACT[10][1]))
+    for hi, lo in reversed(_INV_FACT[1:10]):
+        q = _dd_add(_dd_mul(q, r), (np.full_like(k, hi), np.full_like(k, lo)))
+    a = _dd_mul(q, r)  # e^{r/256} - 1
+    for _ in range(8):
+        a = _dd_mul(a, _dd_add(a, (np.full_like(k, 2.0), np.zeros_like(k))))
+    one_plus = _dd_add(a, (np.ones_like(k), np.zeros_like(k)))
+    return np.ldexp(one_plus[0], k.astype(int)), np.ldexp(one_plus[1], k.astype(int))
+
+
+def _dd_row_sum(t: _DD) -> _DD:
+    """Row sums of a (rows, C) double-double array, pairwise."""
+    hi, lo = t
+    while hi.shape[1] > 1:
+        if hi.shape[1] % 2:
+            hi = np.concatenate([hi, np.zeros_like(hi[:, :1])], axis=1)
+            lo = np.concatenate([lo, np.zeros_like(lo[:, :1])], axis=1)
+        hi, lo = _dd_add((hi[:, ::2], lo[:, ::2]), (hi[:, 1::2], lo[:, 1::2]))
+    return hi[:, 0], lo[:, 0]
+
+
+def _near_zero_again(x: np.ndarray, out: np.ndarray) -> None:
+    """Compute again, in double-double, the rows of float64 ``x`` whose log-sum-exp ``out``
+    is finite and below 1 in magnitude (where m and log1p(s) can cancel)."""
+    redo = np.flatnonzero(np.abs(out) < 1)
+    if redo.size == 0 or x.shape[1] < 2:
+        return
+    xs = x[redo]
+    k = np.argmax(xs, axis=1)
+    m = xs[np.arange(len(redo)), k][:, None]
+    with np.errstate(all="ignore"):
+        d = _two_sum(xs, -m)  # x - m exactly
+        far = ~(d[0] >= -1000.0)  # e^{x - m} < 1e-434, or a -inf logit: 0
+        hi, lo = np.where(far, -1000.0, d[0]), np.where(far, 0.0, d[1])
+        terms = _dd_exp((hi, lo))
+        keep = ~far
+        keep[np.arange(len(redo)), k] = False  # the max term, 1, is left out of s
+        s = _dd_row_sum((np.where(keep, terms[0], 0.0), np.where(keep, terms[1], 0.0)))
+        # log1p(s) = L0 + log((1 + s) e^{-L0}), the last factor 1 + t with |t| ~ 1e-16
+        log0 = np.log1p(s[0] + s[1])
+        scaled = _dd_mul(_dd_add((np.ones_like(log0), np.zeros_like(log0)), s),
+                         _dd_exp((-log0, np.zeros_like(log0))))
+        t = _dd_add(scaled, (-np.ones_like(log0), np.zeros_like(log0)))
+        log1p_s = _dd_add((log0, np.zeros_like(log0)), (t[0], t[1] - t[0] * t[0] / 2))
+        total = _dd_add((m[:, 0], np.zeros_like(log0)), log1p_s)
+    out[redo] = total[0] + total[1]
 
 
 def log_softmax_rows(x: np.ndarray, out: np.ndarray) -> None:

@@ -196,12 +196,15 @@ celib.set_num_threads(int(sys.argv[1]))
 rng = np.random.default_rng(4)
 x = rng.standard_normal((300, 1000)) * 3
 y = rng.integers(0, 1000, 300)
+narrow = rng.standard_normal((15000, 10)) * 3  # rows computed a block at a time
+y_narrow = rng.integers(0, 10, 15000)
 out = []
 for dt in (np.float32, np.float64):
     xx = x.astype(dt)
     out += [cf.logsumexp(xx, axis=1), cf.softmax(xx, axis=1),
             cf.cross_entropy(xx, y, reduction='none', label_smoothing=0.1),
-            cg.cross_entropy_grad(xx, y)]
+            cg.cross_entropy_grad(xx, y), cf.logsumexp(narrow.astype(dt), axis=1),
+            cf.cross_entropy(narrow.astype(dt), y_narrow, reduction='none')]
 sys.stdout.write(''.join(a.tobytes().hex() for a in out))
 """
 
