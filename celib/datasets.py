@@ -588,6 +588,13 @@ _QMNIST_DEFAULT_ROOT = Path("~/.cache/celib/qmnist")
 _QMNIST_SHAPE = (60_000, 8)  # QMNIST's 60,000 test digits, 8 integer columns
 
 
+def _offline_hint(file: str, source: str, folder: Path, env_var: str, sibling: str) -> str:
+    """What to do without a network, for a data file found beside MNIST's folder."""
+    return (f"\nWithout a network, copy {file} (from {source}) into {folder}, or set {env_var} "
+            f"to a folder that holds it (a folder named {sibling} beside ${ENV_VAR} is also "
+            f"found)")
+
+
 class QMNISTDownloadError(MNISTDownloadError):
     """No URL delivered a QMNIST file that passed the checks.
 
@@ -601,11 +608,10 @@ class QMNISTDownloadError(MNISTDownloadError):
 
     def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
         self.failures = list(failures)
-        folder = Path(path).parent
-        todo = (f"\nWithout a network, copy {QMNIST_FILE} (from github.com/facebookresearch/"
-                f"qmnist) into {folder}, or set {QMNIST_ENV_VAR} to a folder that holds it "
-                f"(a folder named qmnist beside ${ENV_VAR} is also found)")
-        MNISTError.__init__(self, path, _failure_message(self.failures, "URL", folder, todo))
+        todo = _offline_hint(QMNIST_FILE, "github.com/facebookresearch/qmnist", Path(path).parent,
+                             QMNIST_ENV_VAR, "qmnist")
+        MNISTError.__init__(self, path,
+                            _failure_message(self.failures, "URL", Path(path).parent, todo))
 
 
 class QMNISTTestWriters(NamedTuple):
@@ -783,11 +789,10 @@ class NamesDownloadError(MNISTDownloadError):
 
     def __init__(self, path: str, failures: Sequence[tuple[str, str]]) -> None:
         self.failures = list(failures)
-        folder = Path(path).parent
-        todo = (f"\nWithout a network, copy {NAMES_FILE} (from github.com/karpathy/makemore) "
-                f"into {folder}, or set {NAMES_ENV_VAR} to a folder that holds it (a folder "
-                f"named names beside ${ENV_VAR} is also found)")
-        MNISTError.__init__(self, path, _failure_message(self.failures, "URL", folder, todo))
+        todo = _offline_hint(NAMES_FILE, "github.com/karpathy/makemore", Path(path).parent,
+                             NAMES_ENV_VAR, "names")
+        MNISTError.__init__(self, path,
+                            _failure_message(self.failures, "URL", Path(path).parent, todo))
 
 
 def _verify_names(data: bytes, where: str) -> list[str]:
