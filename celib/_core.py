@@ -38,6 +38,8 @@ import numpy as np
 
 from . import _checks
 
+_U = 2.0**-53  # the unit roundoff of float64
+
 # The dataclasses hold arrays, which do not compare as values: eq=False (identity).
 
 
@@ -174,6 +176,35 @@ def reduce(per_element: np.ndarray, targets: Reducible, reduction: str,
             return dtype.type(total)
         # + 0.0: a sum of -0.0 weights is +0.0 in torch, which accumulates from 0
         return dtype.type(np.divide(total, targets.denominator + 0.0))
+
+
+def rounds_alike(values: np.ndarray, bounds: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Where every number within ``bounds`` of ``values`` rounds to the same ``dtype`` number,
+    of the same sign (False where a value is nan): there, an exact value known only to lie
+    within the bound is proven to round to ``values.astype(dtype)``."""
+    lo, hi = values - bounds, values + bounds
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (lo.astype(dtype) == hi.astype(dtype)) & ((lo > 0) | (hi < 0))
+
+
+def reduce_proven(totals: tuple[float, float, float], count: int, targets: IndexTargets,
+                  reduction: str, dtype: np.dtype) -> np.floating[Any] | None:
+    """:func:`reduce`'s 'sum' or 'mean' of ``count`` per-element losses known roughly, from
+    their ``totals``, ``(Σ values, Σ bounds, Σ |values|)`` (ignored elements: +0.0, bound 0),
+    where the bound proves how the exact result rounds; None where it does not. The bound covers
+    the roughness of the values, of this sum (in any order) and of the accurate kernels' sum,
+    so a proven result is theirs, bit for bit."""
+    total, bound, size = totals
+    error = bound + (2 * count + 4) * _U * size
+    if reduction == "mean":
+        denominator = targets.denominator + 0.0
+        if denominator == 0:
+            return None
+        total = total / denominator
+        error = error / abs(denominator) + 2 * _U * abs(total)
+    if not rounds_alike(np.array([total]), np.array([error]), dtype)[0]:
+        return None
+    return dtype.type(total)
 
 
 def smoothed_mean_over_zero(target_terms: np.ndarray, uniform_terms: np.ndarray,

@@ -62,6 +62,7 @@ them chunk by chunk when the rows were too wide for one chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -74,6 +75,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _core
 from ._core import IndexTargets, smoothing_coefficients
 
 _F64 = np.dtype(np.float64)
@@ -829,6 +831,60 @@ def cross_entropy_rows(x: np.ndarray, targets: IndexTargets, weight: np.ndarray 
 
     _run(num_rows, num_classes, work)
     return per_element
+
+
+def cross_entropy_checked(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
+                          epsilon: float, reduction: str,
+                          dtype: np.dtype) -> np.ndarray | np.floating | None:
+    """The reduced loss of a float32 ``x`` from the numba backend's rough pass
+    (:mod:`celib._fast_checked`) wherever its error bound proves how the exact value rounds to
+    ``dtype``, the rows it cannot decide from :func:`cross_entropy_rows`: the same bits as
+    ``reduce(cross_entropy_rows(...))``, faster. None where there is no rough pass (the numpy
+    backend, float64, label smoothing)."""
+    if x.dtype != _F32 or epsilon != 0 or _compiled(x) is None:
+        return None
+    from . import _fast_checked
+
+    values, bounds, totals = _fast_checked.rough_cross_entropy_rows(
+        x, targets.classes, targets.ignored, targets.weights, _fast_threads(x))
+    if reduction == "none":  # each row proven, or computed again
+        again = ~(targets.ignored | _core.rounds_alike(values, bounds + _own_error(values),
+                                                       dtype))
+        _compute_again(x, targets, weight, values, bounds, np.flatnonzero(again))
+        return _core.reduce(values, targets, reduction, dtype)
+    proven = _core.reduce_proven(totals, values.size, targets, reduction, dtype)
+    if proven is not None:
+        return proven
+    # Not proven: the total lies near a rounding boundary. Compute the roughest rows again,
+    # an eighth, then a quarter, half and all of them, until the bound that is left proves it
+    order = np.argsort(-bounds, kind="stable")
+    done = 0
+    for share in (8, 4, 2, 1):
+        upto = -(-values.size // share)
+        _compute_again(x, targets, weight, values, bounds, order[done:upto])
+        done = upto
+        totals = (np.sum(values), np.sum(bounds), np.sum(np.abs(values)))
+        proven = _core.reduce_proven(totals, values.size, targets, reduction, dtype)
+        if proven is not None:
+            return proven
+    return _core.reduce(values, targets, reduction, dtype)  # every row accurate
+
+
+def _own_error(values: np.ndarray) -> np.ndarray:
+    """A bound on the error of :func:`cross_entropy_rows`'s float32 losses (float64 values)."""
+    return 16 * 2.0**-53 * (1.0 + np.abs(values))
+
+
+def _compute_again(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
+                   values: np.ndarray, bounds: np.ndarray, rows: np.ndarray) -> None:
+    """``values[rows]`` by the accurate kernels, ``bounds[rows]`` their own error."""
+    if rows.size == 0:
+        return
+    some = dataclasses.replace(
+        targets, classes=targets.classes[rows], ignored=targets.ignored[rows],
+        weights=None if targets.weights is None else targets.weights[rows])
+    values[rows] = cross_entropy_rows(np.ascontiguousarray(x[rows]), some, weight, 0.0)
+    bounds[rows] = _own_error(values[rows])
 
 
 def _target_gradient(xb: np.ndarray, r: np.ndarray, y: np.ndarray, st: _Stats,

@@ -598,6 +598,9 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
             x.dtype)
     # Per row, in float64: lse_i - x_{i, y_i} (= -log_softmax(x)_{i, y_i}), without ever
     # forming the (N, C) log-softmax; the smoothing term needs sum_c w_c (lse_i - x_{i,c}).
+    checked = _kernels.cross_entropy_checked(r, targets, w64, epsilon, reduction, x.dtype)
+    if checked is not None:  # the numba backend's rough pass, proven (celib._fast_checked)
+        return checked
     per_element = _kernels.cross_entropy_rows(r, targets, w64, epsilon)
     return _core.reduce(per_element, targets, reduction, x.dtype)
 

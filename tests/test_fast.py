@@ -9,6 +9,7 @@ numba compiles each kernel once and caches it (``cache=True``), so only a first 
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -249,3 +250,93 @@ def test_numpy_only_options_still_work(monkeypatch):
     assert cf.softmax(x, axis=1).dtype == np.float16
     threads = K.get_num_threads()
     assert threads >= 1
+
+
+# --------------------------------------------------------------------------------------------
+# The rough float32 pass and its proof (celib._fast_checked)
+# --------------------------------------------------------------------------------------------
+
+def test_the_rough_exp_and_log_stay_within_their_stated_errors():
+    """EXP_ERROR and LOG_ERROR are what the bounds rest on: measured against mpmath (the
+    rough exp over a whole reduction interval and beyond, the log from 1 to a vocabulary)."""
+    import mpmath
+
+    from celib import _fast_checked as fc
+
+    rng = np.random.default_rng(4)
+    d = np.concatenate([-np.linspace(0, 0.7, 20_001), rng.uniform(-700, 0, 5_000)])
+    s = np.concatenate([np.linspace(1, 2, 10_001), np.exp(rng.uniform(0, 13, 5_000))])
+    got, logs = fc.exp_rough(d), fc.log_rough(s)
+    with mpmath.workdps(30):
+        worst = max(abs(mpmath.mpf(g) / mpmath.exp(mpmath.mpf(v)) - 1)
+                    for g, v in zip(got, d, strict=True))
+        slack = max(abs(mpmath.mpf(g) - mpmath.log(mpmath.mpf(v))) - 4 * 2.0**-53 * abs(g)
+                    for g, v in zip(logs, s, strict=True))
+    assert 2e-9 < worst < fc.EXP_ERROR  # the polynomial's error, and no more
+    assert slack < fc.LOG_ERROR
+
+
+@pytest.mark.parametrize("scale", [0.3, 2.0, 30.0])
+def test_every_rough_loss_lies_within_its_bound(scale):
+    """The bound is a proof only if it holds: each rough loss against the exact one (mpmath),
+    narrow and wide rows, weighted, with -inf logits and a dominant logit."""
+    from celib import _fast_checked as fc
+
+    rng = np.random.default_rng(5)
+    for c in (3, 10, 100, 5000):
+        x = (rng.standard_normal((40, c)) * scale).astype(np.float32)
+        x[0, : c // 2] = -np.inf
+        x[1, 0] = 60.0
+        y = rng.integers(0, c, 40)
+        y[0] = c - 1
+        w = rng.uniform(0.5, 2, 40)
+        rough = fc.rough_cross_entropy_rows(x, y, np.zeros(40, bool), w, 1)
+        exact = np.array([float(w[i] * exact_cross_entropy(x[i], int(y[i]))) for i in range(40)])
+        assert np.all(np.abs(rough.values - exact) <= rough.bounds), (c, scale)
+        assert np.all(rough.bounds < 1e-7 * (1 + np.abs(exact)))  # and it is tight enough
+
+
+def _counting_again(monkeypatch):
+    """Count the rows computed again by the accurate kernels after the rough pass."""
+    calls = []
+    original = K._compute_again
+
+    def spy(x, targets, weight, values, bounds, rows):
+        calls.append(rows.size)
+        return original(x, targets, weight, values, bounds, rows)
+
+    monkeypatch.setattr(K, "_compute_again", spy)
+    return calls
+
+
+def test_undecided_rows_are_computed_again_and_match_numpy(monkeypatch):
+    """A loss near 2 has an ulp of 2.4e-7; a bound of 6e-9 leaves about 5 % of the rows
+    undecided. They, and only they, are computed again: the result is numpy's, bit for bit."""
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((4096, 10)) * 2).astype(np.float32)
+    y = rng.integers(0, 10, 4096)
+    want = _with_backend(monkeypatch, "numpy", lambda: cf.cross_entropy(x, y, reduction="none"))
+    calls = _counting_again(monkeypatch)
+    got = _with_backend(monkeypatch, "numba", lambda: cf.cross_entropy(x, y, reduction="none"))
+    assert got.tobytes() == want.tobytes()
+    assert 0 < sum(calls) < 4096 // 5
+
+
+def test_a_mean_near_a_rounding_boundary_is_refined_until_proven(monkeypatch):
+    """Some batches' means lie within the bound of a float32 rounding boundary: the roughest
+    rows are computed again until the rest of the bound proves the rounding (or every row is
+    accurate). Whatever it takes, the result is numpy's."""
+    calls = _counting_again(monkeypatch)
+    refined = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x = (rng.standard_normal((64, 10)) * 2).astype(np.float32)
+        y = rng.integers(0, 10, 64)
+        for reduction in ("mean", "sum"):
+            del calls[:]
+            loss = functools.partial(cf.cross_entropy, x, y, reduction=reduction)
+            want = _with_backend(monkeypatch, "numpy", loss)
+            got = _with_backend(monkeypatch, "numba", loss)
+            assert got.tobytes() == want.tobytes(), (seed, reduction)
+            refined += bool(calls)
+    assert refined >= 5  # about 1 in 20 batches here
