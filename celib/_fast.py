@@ -546,9 +546,14 @@ def _exp_array(x: np.ndarray, out: np.ndarray) -> None:
         out[i] = _exp(x[i])
 
 
-def exp(x: np.ndarray) -> np.ndarray:
-    """The kernels' float64 exp applied to each element of ``x`` (for tests and the book)."""
+def elementwise(array_kernel: Any, x: np.ndarray) -> np.ndarray:
+    """``array_kernel(a, out)``, a compiled loop over a flat float64 array, applied to ``x``."""
     a = np.ascontiguousarray(x, dtype=np.float64).ravel()
     out = np.empty_like(a)
-    _exp_array(a, out)
+    array_kernel(a, out)
     return out.reshape(np.shape(x))
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """The kernels' float64 exp applied to each element of ``x`` (for tests and the book)."""
+    return elementwise(_exp_array, x)

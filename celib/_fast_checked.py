@@ -57,7 +57,7 @@ import numpy as np
 from numba import njit, prange
 
 from celib._fast import (_BIASED, _LN2_HI, _LN2_LO, _LOG2E, SAFE_FLAGS, _as_float64,
-                         _as_int64, _fma, _maximum, _rint, run)
+                         _as_int64, _fma, _maximum, _rint, elementwise, run)
 
 _JIT: dict[str, Any] = {"cache": True, "error_model": "numpy",  # x / 0 is inf, not an exception
                         "fastmath": set(SAFE_FLAGS | {"reassoc"})}
@@ -303,15 +303,9 @@ def _log_rough_array(x: np.ndarray, out: np.ndarray) -> None:
 
 def log_rough(x: np.ndarray) -> np.ndarray:
     """:func:`_log_rough` of each element of ``x`` (float64, positive, normal): for the tests."""
-    a = np.ascontiguousarray(x, dtype=np.float64).ravel()
-    out = np.empty_like(a)
-    _log_rough_array(a, out)
-    return out.reshape(np.shape(x))
+    return elementwise(_log_rough_array, x)
 
 
 def exp_rough(x: np.ndarray) -> np.ndarray:
     """:func:`_exp_rough` of each element of ``x`` (float64, ``<= 0``): for the tests."""
-    a = np.ascontiguousarray(x, dtype=np.float64).ravel()
-    out = np.empty_like(a)
-    _exp_rough_array(a, out)
-    return out.reshape(np.shape(x))
+    return elementwise(_exp_rough_array, x)
