@@ -142,11 +142,15 @@ def _chunk_sum(chunk: np.ndarray, m: float) -> float:
 
 
 @njit(**_JIT)
-def _rough_stats(row: np.ndarray) -> tuple[float, float]:
+def _rough_stats(row: np.ndarray, chunk_m: np.ndarray,
+                 chunk_s: np.ndarray) -> tuple[float, float]:
     """``(m, s)``: the row max and roughly :math:`s = \\sum_j e^{x_j - m}` (the max term
-    included); nan for a row holding a nan or +inf, or only -inf."""
+    included); nan for a row holding a nan or +inf, or only -inf. Each chunk is summed against
+    its own max (``chunk_m``, ``chunk_s``: scratch, one entry per chunk), then scaled to the
+    row's max by one rough exp: one factor each, whatever the order of the maxima."""
     n = row.size
-    m, s = -np.inf, 0.0
+    m = -np.inf
+    chunks = 0
     for c0 in range(0, n, _CHUNK):
         chunk = row[c0:min(n, c0 + _CHUNK)]
         cm = _chunk_max(chunk)
@@ -154,13 +158,15 @@ def _rough_stats(row: np.ndarray) -> tuple[float, float]:
             continue
         if not np.isfinite(cm):  # nan or +inf: left to the accurate kernel
             return np.nan, np.nan
-        cs = _chunk_sum(chunk, cm)
-        if cm > m:  # the first chunk, or a new max: rescale what came before
-            s = s * _exp_rough(m - cm) + cs
-            m = cm
-        else:
-            s += cs * _exp_rough(cm - m)
-    return (m, s) if m > -np.inf else (np.nan, np.nan)
+        chunk_m[chunks], chunk_s[chunks] = cm, _chunk_sum(chunk, cm)
+        chunks += 1
+        m = max(m, cm)
+    if chunks == 0:
+        return np.nan, np.nan
+    s = 0.0
+    for c in range(chunks):
+        s += chunk_s[c] * _exp_rough(chunk_m[c] - m)
+    return m, s
 
 
 @njit(inline="always", **_JIT)
@@ -188,12 +194,14 @@ def _wide_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
     """Rows ``a <= i < b``, one by one, each chunk by chunk (:func:`_rough_stats`)."""
     weighted = target_weights.size > 0
     relative = _relative_error(x.shape[1])
+    chunk_m = np.empty((x.shape[1] + _CHUNK - 1) // _CHUNK)
+    chunk_s = np.empty_like(chunk_m)
     for i in range(a, b):
         if ignored[i]:
             out[i], bound[i] = 0.0, 0.0
             continue
         row = x[i]
-        m, s = _rough_stats(row)  # nan for a row holding a nan or an infinity
+        m, s = _rough_stats(row, chunk_m, chunk_s)  # nan: a nan or an infinity in the row
         w = target_weights[i] if weighted else 1.0
         out[i], bound[i] = _loss_and_bound(m - row[classes[i]], _log_rough(s), relative, w,
                                            weighted)
