@@ -283,16 +283,16 @@ def test_every_rough_loss_lies_within_its_bound(scale):
     from celib import _fast_checked as fc
 
     rng = np.random.default_rng(5)
-    for c in (3, 10, 100, 7000):
-        x = (rng.standard_normal((40, c)) * scale).astype(np.float32)
+    for c, rows in ((3, 40), (10, 40), (100, 40), (7000, 12)):
+        x = (rng.standard_normal((rows, c)) * scale).astype(np.float32)
         x[0, : c // 2] = -np.inf
         x[1, 0] = 60.0
         x[2] = np.linspace(-3, 3, c) * scale  # a new max in every chunk of a wide row
-        y = rng.integers(0, c, 40)
+        y = rng.integers(0, c, rows)
         y[0] = c - 1
-        w = rng.uniform(0.5, 2, 40)
-        rough = fc.rough_cross_entropy_rows(x, y, np.zeros(40, bool), w, 1)
-        exact = np.array([float(w[i] * exact_cross_entropy(x[i], int(y[i]))) for i in range(40)])
+        w = rng.uniform(0.5, 2, rows)
+        rough = fc.rough_cross_entropy_rows(x, y, np.zeros(rows, bool), w, 1)
+        exact = np.array([float(w[i] * exact_cross_entropy(x[i], int(y[i]))) for i in range(rows)])
         assert np.all(np.abs(rough.values - exact) <= rough.bounds), (c, scale)
         assert np.all(rough.bounds < 1e-7 * (1 + np.abs(exact)))  # and it is tight enough
 
