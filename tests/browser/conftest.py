@@ -217,3 +217,12 @@ def pytest_terminal_summary(terminalreporter):
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items() if k != "pages")
         terminalreporter.write_line(
             f"browser crawl of {seconds['pages']} pages: {steps}")
+
+
+@pytest.fixture(scope="session")
+def zh_crawl(page, base_url, docnames, site_dir):
+    """Every Chinese page, opened once (:mod:`zh_pages`): shared by test_site_zh.py and
+    test_zh_ui.py, which would otherwise each load all of them."""
+    from .zh_pages import crawl
+
+    return crawl(page, base_url, docnames, site_dir)

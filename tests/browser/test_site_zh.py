@@ -1,87 +1,25 @@
 """The Chinese edition (`_build/html/zh_CN`), checked in the same headless Chromium.
 
-The `zh_crawl` fixture opens every page of the table of contents in the Chinese edition once, as
-test_site.py does for the English one, and records what the checks below need: status, math,
-images, `<html lang>`, how Chinese the prose is, and both ends of the language switch. The last
+The `zh_crawl` fixture (conftest.py, zh_pages.py) opens every page of the table of contents in
+the Chinese edition once, as test_site.py does for the English one, and records what the checks
+below need: status, math, images, `<html lang>`, how Chinese the prose is, and both ends of the
+language switch. The last
 tests cover every Chinese page any test here opened: no request left 127.0.0.1, no console error.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from .test_site import IMAGES_JS, MATH_JS, _report, broken_images, search_results
+from .test_site import _report, broken_images, search_results
+from .zh_pages import ZH, zh_url
 
 pytestmark = pytest.mark.browser
 
-ZH = "zh_CN"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "_build" / "screenshots"
-
-# How Chinese the prose of the page is: Han characters against Latin words, in the text a
-# reader reads. Code, outputs, formulas, the reference lists and (API pages) celib's docstrings,
-# which stay English on purpose, are left out.
-PROSE_JS = """
-() => {
-  const main = (document.querySelector('main') || document.body).cloneNode(true);
-  main.querySelectorAll('pre, code, script, style, mjx-container, .math, .highlight, '
-      + '.cell_output, .output, dl.py, div.citation, .bibliography, table.autosummary, '
-      + '.cebook-lang-switch').forEach(el => el.remove());
-  const text = main.textContent;
-  return {
-    captions: Array.from(document.querySelectorAll('.bd-links p.caption'))
-                   .map(p => p.textContent.trim()),
-    apiNote: !!document.querySelector('.cebook-api-note'),
-    han: (text.match(/[\\u4e00-\\u9fff]/g) || []).length,
-    latinWords: (text.match(/[A-Za-z]{2,}/g) || []).length,
-  };
-}
-"""
-
-SWITCH_JS = """
-() => {
-  const a = document.querySelector('.cebook-lang-switch a.cebook-lang-other');
-  return {lang: document.documentElement.lang, switchHref: a ? a.href : null,
-          switchText: a ? a.textContent.trim() : null, title: document.title};
-}
-"""
-
-
-@dataclass
-class ZhPage:
-    docname: str
-    url: str
-    status: int | None = None
-    math: dict = field(default_factory=dict)
-    images: list = field(default_factory=list)
-    prose: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-
-
-def zh_url(base_url: str, docname: str) -> str:
-    return f"{base_url}/{ZH}/{docname}.html"
-
-
-@pytest.fixture(scope="session")
-def zh_crawl(page, base_url, docnames, site_dir) -> dict[str, ZhPage]:
-    if not (site_dir / ZH / "index.html").is_file():
-        pytest.fail(f"no Chinese edition in {site_dir / ZH}: make book builds it", pytrace=False)
-    records = {}
-    for docname in docnames:
-        rec = ZhPage(docname, zh_url(base_url, docname))
-        response = page.goto(rec.url, wait_until="load")
-        rec.status = response.status if response else None
-        rec.math = page.evaluate(MATH_JS)
-        rec.images = page.evaluate(IMAGES_JS)
-        rec.prose = page.evaluate(PROSE_JS)
-        rec.info = page.evaluate(SWITCH_JS)
-        records[docname] = rec
-    page.wait_for_load_state("networkidle")
-    return records
-
 
 def _zh_traffic(traffic, kind: str) -> dict[str, list[str]]:
     per_page: dict[str, list[str]] = {}

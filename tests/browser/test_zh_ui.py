@@ -22,90 +22,21 @@ import re
 import pytest
 
 from .test_site import _report
+from .zh_pages import UI_JS, ZH
 
 pytestmark = pytest.mark.browser
 
-ZH = "zh_CN"
-
-# The whole page's interface strings: [where, string] for each one with English in it.
-UI_JS = r"""
-() => {
-  const han = /[\u4e00-\u9fff]/;
-  const content = 'pre, code, kbd, .highlight, .cell_output, .output, mjx-container, .math, '
-      + 'dl.py, div.citation, .bibliography, table.autosummary, [lang="en"], script, style, '
-      + 'svg, a.reference.internal, a.reference.external, img';
-  // Words of an interface: one of them is enough. Other English is flagged from two words on
-  // (a chapter title may hold one English word, "softmax 与温度"; a name like "celib.grad" is
-  // code).
-  const uiWord = new RegExp('\\b(' + [
-      'Click', 'Show', 'Hide', 'Toggle', 'Link', 'Main', 'Page', 'Copyright', 'By', 'Search',
-      'Contents', 'Previous', 'Next', 'Download', 'Print', 'Fullscreen', 'Copy', 'Back', 'Skip',
-      'Light', 'Dark', 'System', 'Color', 'Theme', 'Menu', 'Close', 'Open', 'Home', 'Source',
-      'Edit', 'Launch', 'Solution', 'Exercise', 'authors', 'Language'].join('|') + ')\\b');
-  const phrase = /[A-Za-z]{2,}[A-Za-z'-]*(?:[ ,]+[A-Za-z]{2,}[A-Za-z'-]*)+/;
-  const english = s => uiWord.test(s) || phrase.test(s);
-  const where = el => {
-    const classes = typeof el.className === 'string' ? el.className.trim().split(/\s+/) : [];
-    const named = classes[0] ? ` class="${classes.slice(0, 2).join(' ')}"` : '';
-    return `<${el.tagName.toLowerCase()}${named}>`;
-  };
-  const found = [];
-  const attrs = ['title', 'aria-label', 'placeholder', 'data-bs-title', 'data-bs-original-title',
-                 'data-toggle-hint', 'data-tooltip'];
-  for (const el of document.body.querySelectorAll('*')) {
-    if (el.closest(content)) continue;
-    for (const a of attrs) {
-      const v = el.getAttribute(a);
-      if (v && !han.test(v) && /[A-Za-z]{2,}/.test(v) && !/^[\w.\/-]+$/.test(v)) {
-        found.push([`${a} of ${where(el)}`, v]);
-      } else if (v && (english(v.replace(/[\w.]+\.[\w.]+/g, '')) || /列印/.test(v))) {
-        found.push([`${a} of ${where(el)}`, v]);
-      }
-    }
-    for (const pseudo of ['::before', '::after']) {
-      const c = getComputedStyle(el, pseudo).content;
-      if (/^".*"$/.test(c) && english(c)) {
-        found.push([`${pseudo} of ${where(el)}`, c]);
-      }
-    }
-  }
-  const ui = 'header, .bd-header-article, .bd-sidebar-primary, .bd-sidebar-secondary, '
-      + 'footer, .prev-next-area, button, summary, label, p.admonition-title, .caption-number, '
-      + '#search-results > h2, #search-results > p';
-  for (const el of document.querySelectorAll(ui)) {
-    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      const text = node.textContent.trim();
-      if (!text || node.parentElement.closest(content)) continue;
-      const words = text.replace(/[\w]+(\.[\w]+)+/g, '');  // dotted names: code
-      if (english(words) || /列印/.test(text)) found.push([`text in ${where(el)}`, text]);
-    }
-  }
-  const seen = new Set();
-  return found.filter(([w, s]) => !seen.has(w + s) && seen.add(w + s));
-}
-"""
-
-
-def _chinese_pages(docnames) -> list[str]:
-    return [*docnames, "search"]
-
-
 @pytest.fixture(scope="module")
-def english_ui(page, base_url, docnames, site_dir) -> dict[str, list]:
-    if not (site_dir / ZH / "index.html").is_file():
-        pytest.fail(f"no Chinese edition in {site_dir / ZH}: make book builds it", pytrace=False)
-    found = {}
-    for docname in _chinese_pages(docnames):
-        query = "?q=交叉熵" if docname == "search" else ""
-        page.goto(f"{base_url}/{ZH}/{docname}.html{query}", wait_until="load")
-        if docname == "search":
-            page.wait_for_function("() => { const h = document.querySelector("
-                                   "'#search-results h2'); return h && !/…|\\.\\.\\./"
-                                   ".test(h.textContent); }", timeout=20_000)
-        strings = page.evaluate(UI_JS)
-        if strings:
-            found[docname] = strings
+def english_ui(page, base_url, zh_crawl) -> dict[str, list]:
+    """The interface strings with English in them, per Chinese page: those the crawl recorded,
+    and those of the search page once it has shown its results."""
+    found = {name: rec.ui for name, rec in zh_crawl.items() if rec.ui}
+    page.goto(f"{base_url}/{ZH}/search.html?q=交叉熵", wait_until="load")
+    page.wait_for_function("() => { const h = document.querySelector('#search-results h2'); "
+                           "return h && !/…|\\.\\.\\./.test(h.textContent); }", timeout=20_000)
+    strings = page.evaluate(UI_JS)
+    if strings:
+        found["search"] = strings
     return found
 
 
