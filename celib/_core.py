@@ -202,9 +202,10 @@ def reduce_proven(totals: tuple[float, float, float], count: int, targets: Index
             return None
         total = total / denominator
         error = error / abs(denominator) + 2 * _U * abs(total)
-    if not rounds_alike(np.array([total]), np.array([error]), dtype)[0]:
-        return None
-    return dtype.type(total)
+    lo, hi = total - error, total + error
+    if not (lo > 0 or hi < 0) or not abs(hi) + abs(lo) < np.finfo(dtype).max:  # or nan
+        return None  # straddles 0, or lies near the end of dtype's range: not proven here
+    return dtype.type(total) if dtype.type(lo) == dtype.type(hi) else None
 
 
 def smoothed_mean_over_zero(target_terms: np.ndarray, uniform_terms: np.ndarray,
