@@ -203,7 +203,7 @@ def reduce_proven(totals: tuple[float, float, float], count: int, targets: Index
         total = total / denominator
         error = error / abs(denominator) + 2 * _U * abs(total)
     lo, hi = total - error, total + error
-    if not (lo > 0 or hi < 0) or not abs(hi) + abs(lo) < np.finfo(dtype).max:  # or nan
+    if not (lo > 0 or hi < 0) or not abs(hi) + abs(lo) < float(np.finfo(dtype).max):  # or nan
         return None  # straddles 0, or lies near the end of dtype's range: not proven here
     return dtype.type(total) if dtype.type(lo) == dtype.type(hi) else None
 

@@ -341,3 +341,19 @@ def test_a_mean_near_a_rounding_boundary_is_refined_until_proven(monkeypatch):
             assert got.tobytes() == want.tobytes(), (seed, reduction)
             refined += bool(calls)
     assert refined >= 5  # about 1 in 20 batches here
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_the_proof_rounds_to_float16_and_to_overflow_as_numpy_does(monkeypatch, reduction):
+    """float16 logits are computed in float32 and rounded to float16: the proof tests that
+    rounding. Losses beyond float32's range (3e38 apart) are inf on both backends."""
+    rng = np.random.default_rng(7)
+    x16 = (rng.standard_normal((300, 50)) * 3).astype(np.float16)
+    big = np.zeros((4, 5), np.float32)
+    big[:, 0], big[:, 1] = 3e38, -3e38
+    for x, y in ((x16, rng.integers(0, 50, 300)), (big, np.array([1, 1, 0, 2]))):
+        loss = functools.partial(cf.cross_entropy, x, y, reduction=reduction)
+        with np.errstate(over="ignore"):
+            want = _with_backend(monkeypatch, "numpy", loss)
+            got = _with_backend(monkeypatch, "numba", loss)
+        assert got.dtype == x.dtype and got.tobytes() == want.tobytes()
