@@ -17,9 +17,11 @@ This module computes each row's loss roughly and says how rough: a value ``v`` a
 same float32 (or float16), the exact loss rounds there too, and that float32 is the result:
 the same bits as the accurate kernel's. The rows it cannot decide, those within ``b`` of a
 rounding boundary and every row holding a nan or an infinity, are computed again by the
-accurate kernel. This is Ziv's strategy for correctly rounded functions [1]_; with typical
-losses (above 1) fewer than 2 % of the rows need it. A tiny loss (far below 1) has a bound
-wider than its ulp and always goes to the accurate kernel.
+accurate kernel. This is Ziv's strategy for correctly rounded functions [1]_. A row's bound
+is about 6e-9, so the share left open is about ``2b / ulp(loss)``: 10 % of the losses in
+[1, 2), 5 % in [2, 4), 2.5 % in [4, 8), 1.3 % in [8, 16) (``tests/test_fast.py`` counts it
+at 2, the appendix at 8). A tiny loss (far below 1) has a bound wider than its ulp and always
+goes to the accurate kernel.
 
 * **exp**: :func:`_exp_rough`, the reduction of :func:`celib._fast._exp` (``k = rint(x log2
   e)``, ``r`` in two Cody–Waite steps, ``2^k`` from bits) and a degree-6 polynomial fitted to
