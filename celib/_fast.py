@@ -60,8 +60,11 @@ The results do not depend on the vector width (AVX2, AVX-512) nor on the number 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
+from importlib import metadata
 from typing import Any
 
 import numba
@@ -70,11 +73,48 @@ from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-# workqueue: numba's own thread pool, which needs no OpenMP runtime (so it cannot clash with
-# the libgomp that torch loads) and survives a fork; it must not be entered by two threads
-# at once, hence the lock in run(). A layer the user chose with NUMBA_THREADING_LAYER stands.
+
+
+def _load_tbb() -> bool:
+    """Load TBB's runtime for numba's ``tbb`` layer; False if it is missing or too old.
+
+    pip puts the ``tbb`` wheel's ``libtbb.so.12`` in the environment's ``lib/``, where the
+    dynamic loader does not look (conda's layout puts it on the loader's path): load it by
+    its full path, globally, so that numba's own ``CDLL("libtbb.so.12")`` finds it loaded.
+    """
+    name = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}.get(sys.platform, "tbb12.dll")
+    candidates = [name]
+    try:
+        candidates += [str(f.locate()) for f in metadata.files("tbb") or () if f.name == name]
+    except metadata.PackageNotFoundError:
+        pass
+    for candidate in candidates:
+        try:
+            lib = ctypes.CDLL(candidate, mode=ctypes.RTLD_GLOBAL)
+            version = lib.TBB_runtime_interface_version
+        except (OSError, AttributeError):
+            continue
+        version.restype = ctypes.c_int
+        return bool(version() >= 12060)  # numba's own minimum (TBB 2021.6)
+    return False
+
+
+# The threading layer. tbb (celib[fast] installs it): the calling thread starts at once (a
+# call costs 1 to 3 µs more than its work), the pool's threads join as they wake, and it is
+# safe with threads and with fork. workqueue, numba's own pool, without TBB: the caller waits
+# for its threads to wake, 40 to 70 µs on a virtual machine, and it must not be entered by
+# two threads at once (hence the lock in run()). Never GNU OpenMP: its pool is not fork-safe,
+# and beside the libgomp that torch loads it would be a second OpenMP runtime. A layer chosen
+# with NUMBA_THREADING_LAYER stands.
+_HAVE_TBB = _load_tbb()  # also where NUMBA_THREADING_LAYER names tbb, or a list with it
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+    numba.config.THREADING_LAYER = "tbb" if _HAVE_TBB else "workqueue"  # type: ignore[attr-defined]
+
+_LAYER: str = numba.config.THREADING_LAYER  # type: ignore[attr-defined]
+MIN_PARALLEL = 1 << 14 if _LAYER == "tbb" else 1 << 17
+"""Below this many elements a kernel runs on one thread: the hand-off would cost more. With
+TBB the calling thread starts at once and the others join when they wake; workqueue's caller
+waits for them first."""
 
 SAFE_FLAGS = frozenset({"nsz", "arcp"})
 """The fastmath flags of every kernel: neither nnan/ninf (nan and inf keep their meaning) nor

@@ -267,8 +267,10 @@ def _compiled(*arrays: np.ndarray) -> ModuleType | None:
 
 
 def _fast_threads(x: np.ndarray) -> int:
-    """Threads for a compiled kernel: one below ``_MIN_PARALLEL`` elements, as here."""
-    return 1 if x.size < _MIN_PARALLEL else get_num_threads()
+    """Threads for a compiled kernel: one below ``celib._fast.MIN_PARALLEL`` elements (lower
+    than ``_MIN_PARALLEL``: numba's TBB layer hands work to its threads in µs, not tens)."""
+    fast = _fast_module()
+    return 1 if fast is None or x.size < fast.MIN_PARALLEL else get_num_threads()
 
 
 # --------------------------------------------------------------------------------------------

@@ -220,10 +220,15 @@ def test_the_same_bits_on_avx2_and_here_on_one_and_two_threads():
     assert bits(1, **AVX2_ENV) == here
 
 
-def test_beside_torch_and_from_two_python_threads():
-    """torch's OpenMP and numba's workqueue in one process, called in turn and at once."""
+@pytest.mark.parametrize("layer", ["tbb", "workqueue"])
+def test_beside_torch_and_from_two_python_threads(layer):
+    """torch's OpenMP and numba's pool in one process, called in turn, at once from three
+    Python threads, and from a forked child: with TBB (chosen when the ``tbb`` wheel is
+    installed, as requirements.txt has it) and with workqueue (a layer the user names
+    stands)."""
+    env = {"NUMBA_THREADING_LAYER": "workqueue"} if layer == "workqueue" else {}
     out = _python(
-        "import threading, numpy as np, torch, torch.nn.functional as F, celib\n"
+        "import os, threading, numpy as np, torch, torch.nn.functional as F, celib\n"
         "import celib.functional as cf; from celib import _kernels as K\n"
         "torch.set_num_threads(2); celib.set_num_threads(2)\n"
         "x = np.random.default_rng(5).standard_normal((4096, 100)).astype(np.float32)\n"
@@ -236,11 +241,30 @@ def test_beside_torch_and_from_two_python_threads():
         "        F.cross_entropy(torch.from_numpy(x), torch.from_numpy(y))\n"
         "ts = [threading.Thread(target=work) for _ in range(3)]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:  # the child's pool: a fresh one (TBB) or none yet\n"
+        "    os._exit(0 if float(cf.cross_entropy(x, y)) == got[0] else 3)\n"
         "import numba\n"
         "print(K.get_backend(), numba.threading_layer(), len(set(got)),\n"
-        "      abs(got[0] - ref) < 1e-5)\n",
+        "      abs(got[0] - ref) < 1e-5, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n",
+        CELIB_BACKEND="numba", **env)
+    assert out.split() == ["numba", layer, "1", "True", "0"]
+
+
+def test_without_tbb_the_layer_is_workqueue_and_small_inputs_stay_on_one_thread():
+    """Where the tbb wheel is missing, numba's own workqueue runs the kernels, and inputs
+    below 131,072 entries stay on the calling thread (waking that pool costs more)."""
+    out = _python(
+        "import os; os.environ.pop('NUMBA_THREADING_LAYER', None)\n"
+        "import importlib.metadata as m\n"
+        "def missing(name):\n    raise m.PackageNotFoundError(name)\n"
+        "m.files = missing\n"
+        "import numba, numpy as np, celib.functional as cf; from celib import _fast\n"
+        "x = np.ones((4096, 100), np.float32)\n"
+        "loss, want = cf.cross_entropy(x, np.zeros(4096, np.int64)), np.float32(np.log(100))\n"
+        "print(numba.config.THREADING_LAYER, _fast.MIN_PARALLEL, loss == want)\n",
         CELIB_BACKEND="numba")
-    assert out.split() == ["numba", "workqueue", "1", "True"]
+    assert out.split() == ["workqueue", "131072", "True"]
 
 
 def test_numpy_only_options_still_work(monkeypatch):
