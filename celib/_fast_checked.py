@@ -18,10 +18,11 @@ same float32 (or float16), the exact loss rounds there too, and that float32 is 
 the same bits as the accurate kernel's. The rows it cannot decide, those within ``b`` of a
 rounding boundary and every row holding a nan or an infinity, are computed again by the
 accurate kernel. This is Ziv's strategy for correctly rounded functions [1]_. A row's bound
-is about 6e-9, so the share left open is about ``2b / ulp(loss)``: 10 % of the losses in
-[1, 2), 5 % in [2, 4), 2.5 % in [4, 8), 1.3 % in [8, 16) (``tests/test_fast.py`` counts it
-at 2, the appendix at 8). A tiny loss (far below 1) has a bound wider than its ulp and always
-goes to the accurate kernel.
+is about 6e-9 (3e-9 for a row of fewer than 64 classes), so the share left open is about
+``2b / ulp(loss)``: 10 % of the losses in [1, 2), 5 % in [2, 4), 2.5 % in [4, 8), 1.3 % in
+[8, 16), half as many for narrow rows (``tests/test_fast.py`` counts them at 2, the appendix
+at 8). A tiny loss (far below 1) has a bound wider than its ulp and always goes to the
+accurate kernel.
 
 * **exp**: :func:`_exp_rough`, :func:`celib._fast._exp`'s ``k = rint(x log2 e)`` and ``2^k``
   from bits, ``r = x - k ln 2`` in one fused multiply-add with ln 2 rounded to float64 (off by
@@ -35,9 +36,9 @@ goes to the accurate kernel.
   value's last bits depend on the vector width; the rounded result does not, since it is
   proven). A row is cut into chunks of :data:`_CHUNK` entries, each summed against its own max
   and then scaled once to the row's max: one read of the row from memory, the second from L1.
-  Rows narrower than :data:`_NARROW` classes are transposed, :data:`_ROWS` rows at a time, so
-  that every loop runs down the rows. An input too small to share out runs on the calling
-  thread, in a kernel without ``prange``: waking numba's pool costs 30 to 40 µs.
+  Rows narrower than :data:`_NARROW` classes are taken :data:`_NARROW_BLOCK` entries at a
+  time as one flat run, every term against the block's max (:func:`_narrow_rows`). An input
+  too small to share out runs on the calling thread, in a kernel without ``prange``.
 
 The bound
 ---------
@@ -50,6 +51,13 @@ rough exp; the sum's roundings :math:`(n-1)u` relative. So :math:`s` is within a
 the log's error and two roundings (the difference and the sum):
 :math:`b = 1.01\\,\\delta + \\mathrm{LOG\\_ERROR} + 4u\\,(|m - x_y| + |\\log s| + |\\ell|)`,
 times the target's class weight, plus one rounding for that product.
+
+A narrow row's terms are taken against its block's max :math:`G \\ge m`, with no rescaling,
+but its :math:`s` may be far below 1: the rounding of ``x - G`` then counts relatively,
+:math:`|d| u \\le 709u` for each term above :math:`e^{-708}` (the others, at most
+:math:`1.01\\,e^{-708}` each, are nothing against an :math:`s \\ge 2^{-900}`, below which the
+row is left open). So :math:`\\delta = \\mathrm{EXP\\_ERROR} + (n + 720)u`, half the wide
+rows' bound, and the loss is :math:`(G - x_y) + \\log s`, with the same ``b``.
 
 References
 ----------
@@ -73,7 +81,8 @@ _CHUNK = 2048  # float32 entries (8 KiB) summed against their own max, read twic
 _U = 2.0**-53
 _LN2 = 0.6931471805599453  # ln 2 rounded to float64
 _NARROW = 64  # rows narrower than this go to _narrow_rows
-_ROWS = 512  # rows per block of _narrow_rows
+_NARROW_BLOCK = 2048  # entries per block of _narrow_rows (a whole number of rows)
+_TINY = 2.0**-900  # a narrow row's s below this (e^-624) is left open: see _narrow_rows
 _BLOCK = 8192  # entries per block of wide rows (at least one row)
 
 EXP_ERROR = 3e-9
@@ -205,44 +214,68 @@ def _wide_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
         w = target_weights[i] if weighted else 1.0
         out[i], bound[i] = _loss_and_bound(m - row[classes[i]], _log_rough(s), relative, w,
                                            weighted)
+        if np.isnan(m):  # open: an infinite bound puts it first among the rows to refine
+            bound[i] = np.inf
+
+
+@njit(inline="always", **_JIT)
+def _narrow_relative_error(cols: int) -> float:
+    """:func:`_relative_error` for :func:`_narrow_rows`: one rough exp per term, no rescaling,
+    and the rounding of ``x - G``, :math:`|d| u \\le 709u` relatively for every term that
+    counts (``d >= -708``); the others, each below 1.01 e^-708, are far below the ``s`` of a
+    decided row."""
+    return EXP_ERROR + (cols + 720) * _U
 
 
 @njit(**_JIT)
 def _narrow_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
                  target_weights: np.ndarray, out: np.ndarray, bound: np.ndarray, a: int,
                  b: int) -> None:
-    """Rows ``a <= i < b`` of a narrow ``x`` (fewer than ``_NARROW`` columns), transposed so
-    that every loop runs down the rows and vectorises (a loop along a row of 10 would not)."""
+    """Rows ``a <= i < b`` of a narrow ``x`` (fewer than ``_NARROW`` columns), as one flat
+    run of entries: a loop along a row of 10 would not vectorise, a loop along the block does.
+    Every term is taken against the block's max ``G``, not its row's: no pass per row, and
+    :math:`\\ell = (G - x_y) + \\log s`. A row whose ``s`` is below ``_TINY`` (all its
+    logits more than 620 below the block's max), or whose block holds a nan or an infinity,
+    is left to the accurate kernel (nan)."""
     cols, n = x.shape[1], b - a
     weighted = target_weights.size > 0
-    xt = np.empty((cols, n))  # read down the columns once
-    m = np.full(n, -np.inf)
-    for j in range(cols):
-        for i in range(n):
-            v = np.float64(x[a + i, j])
-            xt[j, i] = v
-            m[i] = _maximum(m[i], v)
-    s = np.zeros(n)
-    for j in range(cols):
-        for i in range(n):
-            s[i] += _exp_rough(xt[j, i] - m[i])
-    shift = np.empty(n)
+    flat = x[a:b].reshape(-1)
+    top = np.float32(-np.inf)
+    for k in range(flat.size):
+        top = _maximum(top, flat[k])  # nan if the block holds one
+    g = np.float64(top)
+    terms = np.empty(flat.size)
+    for k in range(flat.size):
+        terms[k] = _exp_rough(np.float64(flat[k]) - g)
+    s, shift = np.empty(n), np.empty(n)
     for i in range(n):
-        shift[i] = m[i] - x[a + i, classes[a + i]]
-    relative = _relative_error(cols)
+        row_sum = 0.0
+        for j in range(cols):
+            row_sum += terms[i * cols + j]
+        s[i] = row_sum
+        shift[i] = g - flat[i * cols + classes[a + i]]
+    relative = _narrow_relative_error(cols)
+    loss, err = out[a:b], bound[a:b]
+    if weighted:  # two loops, each of which vectorises
+        for i in range(n):
+            loss[i], err[i] = _loss_and_bound(shift[i], _log_rough(max(s[i], _TINY)), relative,
+                                              target_weights[a + i], True)
+    else:
+        for i in range(n):
+            loss[i], err[i] = _loss_and_bound(shift[i], _log_rough(max(s[i], _TINY)), relative,
+                                              1.0, False)
     for i in range(n):
-        w = target_weights[a + i] if weighted else 1.0
-        loss, e = _loss_and_bound(shift[i], _log_rough(s[i]), relative, w, weighted)
+        decided = (s[i] >= _TINY) & (abs(loss[i]) < np.inf)
         kept = not ignored[a + i]
-        out[a + i] = (loss if np.isfinite(m[i]) else np.nan) if kept else 0.0
-        bound[a + i] = e if kept else 0.0
+        loss[i] = (loss[i] if decided else np.nan) if kept else 0.0
+        err[i] = (err[i] if decided else np.inf) if kept else 0.0
 
 
 @njit(parallel=True, **_JIT)
 def _rough_parallel(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
                     target_weights: np.ndarray, out: np.ndarray, bound: np.ndarray) -> None:
     rows, cols = x.shape
-    per = _ROWS if cols < _NARROW else max(1, _BLOCK // cols)
+    per = max(1, (_NARROW_BLOCK if cols < _NARROW else _BLOCK) // cols)
     for blk in prange((rows + per - 1) // per):
         a, b = blk * per, min(rows, (blk + 1) * per)
         if cols < _NARROW:
@@ -259,8 +292,9 @@ def _rough_serial(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
     if cols >= _NARROW:
         _wide_rows(x, classes, ignored, target_weights, out, bound, 0, rows)
         return
-    for a in range(0, rows, _ROWS):
-        _narrow_rows(x, classes, ignored, target_weights, out, bound, a, min(rows, a + _ROWS))
+    per = _NARROW_BLOCK // cols
+    for a in range(0, rows, per):
+        _narrow_rows(x, classes, ignored, target_weights, out, bound, a, min(rows, a + per))
 
 
 @njit(**_JIT)
@@ -277,7 +311,8 @@ def _totals(values: np.ndarray, bounds: np.ndarray) -> tuple[float, float, float
 
 class Rough(NamedTuple):
     """Per-row losses known roughly, float64: each exact loss lies within ``bounds`` of
-    ``values`` (nan where a row holds a nan or an infinity; +0.0, bound 0, where ignored)."""
+    ``values``; nan, bound inf, where the rough pass cannot tell (a nan or an infinity in the
+    row, or for a narrow row, in its block); +0.0, bound 0, where ignored."""
 
     values: np.ndarray
     bounds: np.ndarray
