@@ -122,10 +122,11 @@ def index_targets(target: np.ndarray, num_classes: int, ignore_index: int | None
     ignored = _checks.check_bounds(flat, num_classes, ignore_index)
     # no copy of the targets unless one is ignored (an (N,) array beside an (N, C) input counts
     # in the memory the losses promise: chapter 9 and the performance appendix measure it)
-    classes = (np.where(ignored, 0, flat) if ignored.any() else flat).astype(np.intp, copy=False)
+    ignored_count = np.count_nonzero(ignored)
+    classes = (np.where(ignored, 0, flat) if ignored_count else flat).astype(np.intp, copy=False)
     weights = None
     if class_weight is None:
-        denominator = float(flat.size - np.count_nonzero(ignored))
+        denominator = float(flat.size - ignored_count)
     else:
         if num_classes == 0:  # every target is ignored (check_bounds saw to it)
             weights = np.zeros(flat.size)
