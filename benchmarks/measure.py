@@ -36,6 +36,7 @@ import celib
 
 MIN_ROUND_S = 0.005   # a round of a tiny call repeats it until it has taken this long,
 ROW_S = 1.0           # and until all the rounds of a row take this long together
+WARM_UP = 0.3         # before them, the methods are called in turn for this share of ROW_S
 SPREAD_LIMIT = 0.20   # a median round more than 20 % slower than the best: too noisy
 BUSY_LIMIT = 0.10     # other processes took more than 10 % of the CPU time: too noisy
 
@@ -107,20 +108,27 @@ def _own_cpu_s() -> float:
 def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | None]:
     """Time each zero-argument callable over ``repeats`` rounds that rotate the order.
 
-    Each method is first called once to warm up, which also sets how many calls make one of
-    its rounds: enough for ``MIN_ROUND_S``, and for all the rounds of all the methods to take
-    ``ROW_S`` together, so that neither the clock's resolution nor one cache miss dominates a
-    tiny call, and /proc/stat's 10 ms ticks are small against the time measured. Returns each
-    method's :class:`Timing` and the CPU (in cores) that other processes used meanwhile (None
-    where it cannot be measured).
+    The methods are first called in turn for ``WARM_UP`` of ``ROW_S`` (once each at least): a
+    call's first few hundred repetitions can run twice as slow as the rest (celib's and
+    torch's cross-entropy on (4096, 10), in a fresh process on a virtual machine). Their mean
+    time there sets how many calls make one round: enough for ``MIN_ROUND_S``, and for all the
+    rounds of all the methods to take ``ROW_S`` together, so that neither the clock's
+    resolution nor one cache miss dominates a tiny call, and /proc/stat's 10 ms ticks are
+    small against the time measured. Returns each method's :class:`Timing` and the CPU (in
+    cores) that other processes used meanwhile (None where it cannot be measured).
     """
     names = list(calls)
     round_s = max(MIN_ROUND_S, ROW_S / (repeats * len(names)))
-    number = {}
-    for name in names:
-        start = time.perf_counter()
-        calls[name]()
-        number[name] = max(1, min(10_000, math.ceil(round_s / (time.perf_counter() - start))))
+    spent, count = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
+    warm_until = time.perf_counter() + WARM_UP * ROW_S
+    while not count[names[0]] or time.perf_counter() < warm_until:
+        for name in names:
+            start = time.perf_counter()
+            calls[name]()
+            spent[name] += time.perf_counter() - start
+            count[name] += 1
+    number = {name: max(1, min(10_000, math.ceil(round_s * count[name] / spent[name])))
+              for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     gc.collect()
     with _OtherProcessesMeter() as meter:

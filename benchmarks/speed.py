@@ -11,8 +11,9 @@ How it measures
 * **The machine**: the header names the CPU, the vector instructions numpy and torch dispatch
   to (numpy vectorises float64 ``exp`` only with AVX-512, which moves celib's ratios
   several-fold), the BLAS, the threads actually used, and the load average before and after.
-* **Time**: each method is called once to warm up, which also sets how many calls make one
-  of its rounds (at least ``MIN_ROUND_S`` of work). Then ``repeats`` rounds call every method,
+* **Time**: the methods are first called in turn for ``WARM_UP`` of a row's time (a call's
+  first few hundred repetitions can run twice as slow), which also sets how many calls make
+  one of its rounds (at least ``MIN_ROUND_S`` of work). Then ``repeats`` rounds call every method,
   in an order that rotates from round to round, so that a burst of load elsewhere hits every
   method alike. A method's time is its fastest round (noise only ever adds time), and its
   *spread* is how much slower its median round was. celib, torch and the BLAS all get the
