@@ -108,10 +108,10 @@ def _own_cpu_s() -> float:
 def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | None]:
     """Time each zero-argument callable over ``repeats`` rounds that rotate the order.
 
-    The methods are first called in turn for ``WARM_UP`` of ``ROW_S`` (once each at least): a
-    call's first few hundred repetitions can run twice as slow as the rest (celib's and
-    torch's cross-entropy on (4096, 10), in a fresh process on a virtual machine). Their mean
-    time there sets how many calls make one round: enough for ``MIN_ROUND_S``, and for all the
+    Each method is called once (its first call may compile or load code), then the methods
+    are called in turn for ``WARM_UP`` of ``ROW_S`` (once each at least): a call's first few
+    hundred repetitions can run twice as slow as the rest (celib's and torch's cross-entropy on
+    (4096, 10), in a fresh process on a virtual machine). Their mean time there sets how many calls make one round: enough for ``MIN_ROUND_S``, and for all the
     rounds of all the methods to take ``ROW_S`` together, so that neither the clock's
     resolution nor one cache miss dominates a tiny call, and /proc/stat's 10 ms ticks are
     small against the time measured. Returns each method's :class:`Timing` and the CPU (in
@@ -119,6 +119,8 @@ def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | 
     """
     names = list(calls)
     round_s = max(MIN_ROUND_S, ROW_S / (repeats * len(names)))
+    for name in names:  # the first call may compile or load code: it counts for nothing
+        calls[name]()
     spent, count = dict.fromkeys(names, 0.0), dict.fromkeys(names, 0)
     warm_until = time.perf_counter() + WARM_UP * ROW_S
     while not count[names[0]] or time.perf_counter() < warm_until:
