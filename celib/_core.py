@@ -183,8 +183,8 @@ def rounds_alike(values: np.ndarray, bounds: np.ndarray, dtype: np.dtype) -> np.
     """Where every number within ``bounds`` of ``values`` rounds to the same ``dtype`` number,
     of the same sign (False where a value is nan): there, an exact value known only to lie
     within the bound is proven to round to ``values.astype(dtype)``."""
-    lo, hi = values - bounds, values + bounds
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf ± inf is nan: open, silently
+        lo, hi = values - bounds, values + bounds
         return (lo.astype(dtype) == hi.astype(dtype)) & ((lo > 0) | (hi < 0))
 
 

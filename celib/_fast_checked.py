@@ -1,6 +1,8 @@
 """A rough float32 cross-entropy with a proven error bound: the numba backend's fast path.
 
-Private, and used only through :func:`celib._kernels.cross_entropy_checked`.
+Private, and used only through :func:`celib._kernels.cross_entropy_checked` and, without
+targets (each row's log-sum-exp, :func:`rough_logsumexp_rows`), through
+:func:`celib._kernels.logsumexp_rows`.
 
 Why
 ---
@@ -200,7 +202,8 @@ def _relative_error(cols: int) -> float:
 def _wide_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
                target_weights: np.ndarray, out: np.ndarray, bound: np.ndarray, a: int,
                b: int) -> None:
-    """Rows ``a <= i < b``, one by one, each chunk by chunk (:func:`_rough_stats`)."""
+    """Rows ``a <= i < b``, one by one, each chunk by chunk (:func:`_rough_stats`). Without
+    ``classes`` (empty), each row's log-sum-exp ``m + log s`` instead of its loss."""
     weighted = target_weights.size > 0
     relative = _relative_error(x.shape[1])
     chunk_m = np.empty((x.shape[1] + _CHUNK - 1) // _CHUNK)
@@ -212,8 +215,8 @@ def _wide_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
         row = x[i]
         m, s = _rough_stats(row, chunk_m, chunk_s)  # nan: a nan or an infinity in the row
         w = target_weights[i] if weighted else 1.0
-        out[i], bound[i] = _loss_and_bound(m - row[classes[i]], _log_rough(s), relative, w,
-                                           weighted)
+        shift = m - row[classes[i]] if classes.size else m  # no classes: the log-sum-exp
+        out[i], bound[i] = _loss_and_bound(shift, _log_rough(s), relative, w, weighted)
         if np.isnan(m):  # open: an infinite bound puts it first among the rows to refine
             bound[i] = np.inf
 
@@ -234,11 +237,12 @@ def _narrow_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
     """Rows ``a <= i < b`` of a narrow ``x`` (fewer than ``_NARROW`` columns), as one flat
     run of entries: a loop along a row of 10 would not vectorise, a loop along the block does.
     Every term is taken against the block's max ``G``, not its row's: no pass per row, and
-    :math:`\\ell = (G - x_y) + \\log s`. A row whose ``s`` is below ``_TINY`` (all its
+    :math:`\\ell = (G - x_y) + \\log s` (without ``classes``, the log-sum-exp
+    :math:`G + \\log s`). A row whose ``s`` is below ``_TINY`` (all its
     logits more than 620 below the block's max), or whose block holds a nan or an infinity,
     is left to the accurate kernel (nan)."""
     cols, n = x.shape[1], b - a
-    weighted = target_weights.size > 0
+    weighted, targeted = target_weights.size > 0, classes.size > 0
     flat = x[a:b].reshape(-1)
     top = np.float32(-np.inf)
     for k in range(flat.size):
@@ -253,7 +257,7 @@ def _narrow_rows(x: np.ndarray, classes: np.ndarray, ignored: np.ndarray,
         for j in range(cols):
             row_sum += terms[i * cols + j]
         s[i] = row_sum
-        shift[i] = g - flat[i * cols + classes[a + i]]
+        shift[i] = g - flat[i * cols + classes[a + i]] if targeted else g
     relative = _narrow_relative_error(cols)
     loss, err = out[a:b], bound[a:b]
     if weighted:  # two loops, each of which vectorises
@@ -329,6 +333,36 @@ def rough_cross_entropy_rows(x: np.ndarray, classes: np.ndarray, ignored: np.nda
         _rough_serial(x, classes, ignored, weights, out, bound)
     else:
         run(_rough_parallel, threads, x, classes, ignored, weights, out, bound)
+    return Rough(out, bound, _totals(out, bound))
+
+
+@njit(**_JIT)
+def open_rows(values: np.ndarray, bounds: np.ndarray, own_floor: float, own_slope: float,
+              skip: np.ndarray) -> np.ndarray:
+    """The indices of the rows (``skip`` aside) whose float32 rounding is left open:
+    :func:`celib._core.rounds_alike`'s test, compiled for float32, on each bound widened by
+    ``own_floor + own_slope·|value|`` (numpy takes a pass per operation, 20 µs on 4,096 rows)."""
+    found = np.empty(values.size, np.intp)
+    count = 0
+    for i in range(values.size):
+        v = values[i]
+        e = bounds[i] + own_floor + own_slope * abs(v)
+        lo, hi = v - e, v + e
+        if not skip[i] and not (np.float32(lo) == np.float32(hi) and (lo > 0 or hi < 0)):
+            found[count] = i
+            count += 1
+    return found[:count]
+
+
+def rough_logsumexp_rows(x: np.ndarray, threads: int) -> Rough:
+    """The log-sum-exp of each row of a float32 ``x``, roughly, with bounds: the rough pass
+    without targets, :math:`m + \\log s` (the same terms, sums and bound as the loss)."""
+    out, bound = np.empty(x.shape[0]), np.empty(x.shape[0])
+    none, kept = np.empty(0, np.intp), np.zeros(x.shape[0], bool)
+    if threads == 1:
+        _rough_serial(x, none, kept, np.empty(0), out, bound)
+    else:
+        run(_rough_parallel, threads, x, none, kept, np.empty(0), out, bound)
     return Rough(out, bound, _totals(out, bound))
 
 

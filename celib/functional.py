@@ -189,7 +189,7 @@ def logsumexp(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = F
         # the reduced axes last, in one row per kept position: (prod(rest), length)
         moved = np.transpose(work, kept + list(axes)).reshape(-1, length)
         # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
-        out = _kernels.logsumexp_rows(contiguous_rows(moved)).reshape(rest)
+        out = _kernels.logsumexp_rows(contiguous_rows(moved), a.dtype).reshape(rest)
         with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
             out = out.astype(a.dtype, copy=False)
     return out.reshape(keep_shape) if keepdims else out

@@ -319,6 +319,9 @@ def test_every_rough_loss_lies_within_its_bound(scale):
         exact = np.array([float(w[i] * exact_cross_entropy(x[i], int(y[i]))) for i in range(rows)])
         assert np.all(np.abs(rough.values - exact) <= rough.bounds), (c, scale)
         assert np.all(rough.bounds < 1e-7 * (1 + np.abs(exact)))  # and it is tight enough
+        lse = fc.rough_logsumexp_rows(x, 1)  # without targets: each row's log-sum-exp
+        exact = np.array([float(exact_logsumexp(x[i])) for i in range(rows)])
+        assert np.all(np.abs(lse.values - exact) <= lse.bounds), (c, scale)
 
 
 def test_a_narrow_block_with_an_outlier_leaves_its_rows_open(monkeypatch):
@@ -371,6 +374,53 @@ def test_undecided_rows_are_computed_again_and_match_numpy(monkeypatch):
     got = _with_backend(monkeypatch, "numba", lambda: cf.cross_entropy(x, y, reduction="none"))
     assert got.tobytes() == want.tobytes()
     assert 0 < sum(calls) < 4096 // 5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_logsumexp_takes_the_rough_pass_and_computes_again_only_the_rows_it_leaves(
+        monkeypatch, dtype):
+    """float32 logsumexp on the numba backend: the rough pass without targets, its bound
+    tested against the rounding to the result's dtype (float16 for float16 input); the rows
+    it leaves (a few %, near a rounding boundary, and every row of a narrow block holding an
+    infinity) are computed again, and the result is numpy's, bit for bit."""
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((4096, 10)) * 2).astype(dtype)
+    x[100, 3] = np.inf
+    again = []
+    original = K.logsumexp_rows
+
+    def spy(rows, rounded_to=None):
+        if rounded_to is None:
+            again.append(rows.shape[0])
+        return original(rows, rounded_to)
+
+    monkeypatch.setattr(K, "logsumexp_rows", spy)
+    loss = functools.partial(cf.logsumexp, x, axis=1)
+    want = _with_backend(monkeypatch, "numpy", loss)
+    del again[:]
+    got = _with_backend(monkeypatch, "numba", loss)
+    assert got.dtype == dtype and _bits(got) == _bits(want)
+    per = 2048 // 10  # the block of row 100, left open whole
+    assert per <= sum(again) < 4096 // 10
+
+
+def test_the_compiled_rounding_test_is_rounds_alike():
+    """open_rows is _core.rounds_alike compiled for float32: the same verdict on every row,
+    midpoints between float32 numbers, bounds straddling 0, nan, inf and float32 overflow."""
+    from celib import _core
+    from celib import _fast_checked as fc
+
+    rng = np.random.default_rng(10)
+    f32 = rng.standard_normal(3000).astype(np.float32) * 4
+    mids = (f32.astype(np.float64) + np.nextafter(f32, np.float32(np.inf)).astype(np.float64)) / 2
+    values = np.concatenate([mids + rng.uniform(-1e-8, 1e-8, 3000), rng.uniform(-1e-9, 1e-9, 50),
+                             [np.nan, np.inf, -np.inf, 3.5e38, -3.5e38, 0.0]])
+    bounds = np.concatenate([rng.uniform(0, 2e-8, values.size - 3), [np.inf, 0.0, np.nan]])
+    skip = rng.random(values.size) < 0.1
+    want = np.flatnonzero(~(skip | _core.rounds_alike(values, bounds + 1e-12 + 2e-16 * np.abs(
+        values), np.dtype(np.float32))))
+    got = fc.open_rows(values, bounds, 1e-12, 2e-16, skip)
+    assert np.array_equal(got, want) and 0 < got.size < values.size
 
 
 def test_a_mean_near_a_rounding_boundary_is_refined_until_proven(monkeypatch):
