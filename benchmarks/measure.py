@@ -111,10 +111,11 @@ def time_methods(calls: dict, repeats: int) -> tuple[dict[str, Timing], float | 
     Each method is called once (its first call may compile or load code), then the methods
     are called in turn for ``WARM_UP`` of ``ROW_S`` (once each at least): a call's first few
     hundred repetitions can run twice as slow as the rest (celib's and torch's cross-entropy on
-    (4096, 10), in a fresh process on a virtual machine). Their mean time there sets how many calls make one round: enough for ``MIN_ROUND_S``, and for all the
-    rounds of all the methods to take ``ROW_S`` together, so that neither the clock's
-    resolution nor one cache miss dominates a tiny call, and /proc/stat's 10 ms ticks are
-    small against the time measured. Returns each method's :class:`Timing` and the CPU (in
+    (4096, 10), in a fresh process on a virtual machine). Their mean time there sets how many
+    calls make one round: enough for ``MIN_ROUND_S``, and for all the rounds of all the
+    methods to take ``ROW_S`` together, so that neither the clock's resolution nor one cache
+    miss dominates a tiny call, and /proc/stat's 10 ms ticks are small against the time
+    measured. Returns each method's :class:`Timing` and the CPU (in
     cores) that other processes used meanwhile (None where it cannot be measured).
     """
     names = list(calls)
