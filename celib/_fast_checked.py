@@ -1,8 +1,8 @@
 """A rough float32 cross-entropy with a proven error bound: the numba backend's fast path.
 
-Private, and used only through :func:`celib._kernels.cross_entropy_checked` and, without
-targets (each row's log-sum-exp, :func:`rough_logsumexp_rows`), through
-:func:`celib._kernels.logsumexp_rows`.
+Private, and used only through :mod:`celib._proven`, which tests each bound and computes the
+rows it leaves open again: for the loss, and without targets (each row's log-sum-exp,
+:func:`rough_logsumexp_rows`).
 
 Why
 ---

@@ -62,7 +62,6 @@ them chunk by chunk when the rows were too wide for one chunk.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -75,7 +74,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
 from ._core import IndexTargets, smoothing_coefficients
 
 _F64 = np.dtype(np.float64)
@@ -577,17 +575,12 @@ def _chunk_terms(xb: np.ndarray, st: _Stats, scratch: _Scratch, c0: int,
 # Kernels
 # --------------------------------------------------------------------------------------------
 
-def logsumexp_rows(x: np.ndarray, rounded_to: np.dtype | None = None) -> np.ndarray:
+def logsumexp_rows(x: np.ndarray) -> np.ndarray:
     """``m + log1p(s)`` per row of a (rows, C) float32/float64 array, in float64.
 
-    Rows whose max is +inf, -inf or nan give that max (+inf, -inf, nan), as in torch. With
-    ``rounded_to`` (the dtype the caller rounds to), a value may instead be any float64 that
-    rounds there as this one does: the numba backend's rough pass, where it applies
-    (:func:`_logsumexp_proven`).
+    Rows whose max is +inf, -inf or nan give that max (+inf, -inf, nan), as in torch.
     """
     fast = _compiled(x)
-    if fast is not None and rounded_to is not None and x.dtype == _F32:
-        return _logsumexp_proven(x, rounded_to)
     if fast is not None:
         out = fast.logsumexp_rows(x, _fast_threads(x))
     else:
@@ -838,100 +831,6 @@ def cross_entropy_rows(x: np.ndarray, targets: IndexTargets, weight: np.ndarray 
 
     _run(num_rows, num_classes, work)
     return per_element
-
-
-def cross_entropy_checked(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
-                          epsilon: float, reduction: str,
-                          dtype: np.dtype) -> np.ndarray | np.floating | None:
-    """The reduced loss of a float32 ``x`` from the numba backend's rough pass
-    (:mod:`celib._fast_checked`) wherever its error bound proves how the exact value rounds to
-    ``dtype``, the rows it cannot decide from :func:`cross_entropy_rows`: the same bits as
-    ``reduce(cross_entropy_rows(...))``, faster. None where there is no rough pass (the numpy
-    backend, float64, label smoothing)."""
-    if x.dtype != _F32 or epsilon != 0 or _compiled(x) is None:
-        return None
-    from . import _fast_checked
-
-    values, bounds, (total, bound, size) = _fast_checked.rough_cross_entropy_rows(
-        x, targets.classes, targets.ignored, targets.weights, _fast_threads(x))
-    cols = x.shape[1]
-    if reduction == "none":  # each row proven, or computed again
-        again = _open_rows(values, bounds, cols, targets.ignored, dtype)
-        _compute_again(x, targets, weight, values, bounds, again)
-        return _core.reduce(values, targets, reduction, dtype)
-    # the bound against the accurate kernels' bits: Σ of _own_error over the rows
-    bound += values.size * _own_floor(cols) + _OWN_SLOPE * size
-    proven = _core.reduce_proven((total, bound, size), values.size, targets, reduction, dtype)
-    if proven is not None:
-        return proven
-    # Not proven: the total lies near a rounding boundary. Compute the roughest rows again,
-    # an eighth, then a quarter, half and all of them, until the bound that is left proves it
-    bounds += _own_error(np.nan_to_num(values), cols)  # (an open row's bound stays inf)
-    order = np.argsort(-bounds, kind="stable")
-    done = 0
-    for share in (8, 4, 2, 1):
-        upto = -(-values.size // share)
-        _compute_again(x, targets, weight, values, bounds, order[done:upto])
-        done = upto
-        totals = (np.sum(values), np.sum(bounds), np.sum(np.abs(values)))
-        proven = _core.reduce_proven(totals, values.size, targets, reduction, dtype)
-        if proven is not None:
-            return proven
-    return _core.reduce(values, targets, reduction, dtype)  # every row accurate
-
-
-def _logsumexp_proven(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """:func:`logsumexp_rows` of a float32 ``x`` from the rough pass (its log-sum-exp without
-    targets) wherever its bound proves the rounding to ``dtype``; the other rows accurately."""
-    from . import _fast_checked
-
-    values, bounds, _ = _fast_checked.rough_logsumexp_rows(x, _fast_threads(x))
-    again = _open_rows(values, bounds, x.shape[1], None, dtype)
-    if again.size:
-        values[again] = logsumexp_rows(np.ascontiguousarray(x[again]))
-    return values
-
-
-_OWN_SLOPE = 16 * 2.0**-53
-
-
-def _own_floor(cols: int) -> float:
-    """:func:`_own_error` at a value of 0."""
-    return 2.0**-53 * (16 + 8 * math.log(max(cols, 1)) + 2 * cols)
-
-
-def _own_error(values: np.ndarray, cols: int) -> np.ndarray:
-    """A bound on the error of the accurate kernels' float64 losses and log-sum-exps of float32
-    rows of ``cols`` entries: the sum ``s`` within a relative ``(cols - 1) u``, so ``log1p(s)``
-    within that; ``log1p``'s own error on a value at most ``|v|`` (a loss) or ``ln C`` (a
-    log-sum-exp), and the final roundings: ``_own_floor(cols) + _OWN_SLOPE·|v|``."""
-    return _own_floor(cols) + _OWN_SLOPE * np.abs(values)
-
-
-def _open_rows(values: np.ndarray, bounds: np.ndarray, cols: int, ignored: np.ndarray | None,
-               dtype: np.dtype) -> np.ndarray:
-    """The rows whose rounding to ``dtype`` the rough bounds leave open, against the accurate
-    kernels' bits (their :func:`_own_error` added), ignored rows aside: compiled for float32
-    (:func:`celib._fast_checked.open_rows`), else :func:`celib._core.rounds_alike`."""
-    from . import _fast_checked
-
-    skip = np.zeros(values.size, bool) if ignored is None else ignored
-    if dtype == _F32:
-        return _fast_checked.open_rows(values, bounds, _own_floor(cols), _OWN_SLOPE, skip)
-    return np.flatnonzero(~(skip | _core.rounds_alike(values, bounds + _own_error(values, cols),
-                                                      dtype)))
-
-
-def _compute_again(x: np.ndarray, targets: IndexTargets, weight: np.ndarray | None,
-                   values: np.ndarray, bounds: np.ndarray, rows: np.ndarray) -> None:
-    """``values[rows]`` by the accurate kernels, ``bounds[rows]`` their own error."""
-    if rows.size == 0:
-        return
-    some = dataclasses.replace(
-        targets, classes=targets.classes[rows], ignored=targets.ignored[rows],
-        weights=None if targets.weights is None else targets.weights[rows])
-    values[rows] = cross_entropy_rows(np.ascontiguousarray(x[rows]), some, weight, 0.0)
-    bounds[rows] = _own_error(values[rows], x.shape[1])
 
 
 def _target_gradient(xb: np.ndarray, r: np.ndarray, y: np.ndarray, st: _Stats,

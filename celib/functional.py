@@ -38,7 +38,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _checks, _core, _kernels
+from . import _checks, _core, _kernels, _proven
 from ._layout import contiguous_rows, rows
 from ._linear import linear_cross_entropy  # chapter 9: never forms the logits
 
@@ -189,7 +189,7 @@ def logsumexp(x: ArrayLike, axis: int | tuple[int, ...] = -1, keepdims: bool = F
         # the reduced axes last, in one row per kept position: (prod(rest), length)
         moved = np.transpose(work, kept + list(axes)).reshape(-1, length)
         # Row by row in float64: m + log1p(s), or m itself where m is +inf, -inf or nan.
-        out = _kernels.logsumexp_rows(contiguous_rows(moved), a.dtype).reshape(rest)
+        out = _proven.logsumexp_rows(contiguous_rows(moved), a.dtype).reshape(rest)
         with np.errstate(over="ignore"):  # a float64 result beyond float32's range is inf
             out = out.astype(a.dtype, copy=False)
     return out.reshape(keep_shape) if keepdims else out
@@ -598,7 +598,7 @@ def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None 
             x.dtype)
     # Per row, in float64: lse_i - x_{i, y_i} (= -log_softmax(x)_{i, y_i}), without ever
     # forming the (N, C) log-softmax; the smoothing term needs sum_c w_c (lse_i - x_{i,c}).
-    checked = _kernels.cross_entropy_checked(r, targets, w64, epsilon, reduction, x.dtype)
+    checked = _proven.cross_entropy_checked(r, targets, w64, epsilon, reduction, x.dtype)
     if checked is not None:  # the numba backend's rough pass, proven (celib._fast_checked)
         return checked
     per_element = _kernels.cross_entropy_rows(r, targets, w64, epsilon)
