@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -391,14 +392,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="the smaller stress set used by the tests")
     parser.add_argument("--cases", action="store_true",
                         help="also print the case behind each worst error")
+    parser.add_argument("--backend", choices=("numpy", "numba", "auto"), default=None,
+                        help="celib's kernels (default: CELIB_BACKEND, else numpy)")
     args = parser.parse_args(argv)
+    if args.backend:  # read by celib at every call
+        os.environ["CELIB_BACKEND"] = args.backend
     if importlib.util.find_spec("mpmath") is None:
         print("python -m benchmarks.accuracy computes its exact references with mpmath, which is "
               "not installed: pip install mpmath (torch and scipy are compared when installed), "
               "or run `make accuracy`, which creates .venv with all of them.", file=sys.stderr)
         return 2
 
+    from celib._kernels import get_backend
+
     table = error_table(quick=args.quick)
+    print(f"celib's backend: {get_backend()} (CELIB_BACKEND, or --backend)")
     print("Worst error in ulp against an exact reference (mpmath, 60 digits);")
     print("0.5 is the correctly rounded result, "
           "inf a non-finite result where the exact one is finite.")

@@ -9,6 +9,8 @@ float64 logsumexp near 0, where m and log1p(s) cancel, is within 2 ulp on both b
 
 from __future__ import annotations
 
+import os
+
 import mpmath
 import numpy as np
 import pytest
@@ -63,9 +65,19 @@ def test_stress_cases_are_deterministic_and_cover_the_families():
     assert min(widths) == 2 and max(widths) == 10000
 
 
-@pytest.fixture(scope="module")
-def quick_table():
-    return acc.error_table(quick=True)
+@pytest.fixture(scope="module", params=["numpy", "numba"])
+def quick_table(request):
+    """The quick error table on each backend (numba where it is installed)."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    previous = os.environ.get("CELIB_BACKEND")
+    os.environ["CELIB_BACKEND"] = request.param
+    try:
+        return acc.error_table(quick=True)
+    finally:
+        os.environ.pop("CELIB_BACKEND")
+        if previous is not None:
+            os.environ["CELIB_BACKEND"] = previous
 
 
 @pytest.mark.parametrize("function", acc.FUNCTIONS)
@@ -147,6 +159,13 @@ def test_main_quick_prints_the_tables(capsys):
     assert "celib meets every target" in out
     assert "logsumexp near 0" in out
     assert "'mean'" in out
+
+
+def test_main_measures_the_backend_it_is_given(monkeypatch, capsys):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("CELIB_BACKEND", "numpy")  # main sets it; monkeypatch puts it back
+    assert acc.main(["--quick", "--backend", "numba"]) == 0
+    assert "celib's backend: numba" in capsys.readouterr().out
 
 
 def test_without_mpmath_the_benchmark_says_what_to_install(monkeypatch, capsys):
