@@ -357,13 +357,8 @@ def open_rows(values: np.ndarray, bounds: np.ndarray, own_floor: float, own_slop
 def rough_logsumexp_rows(x: np.ndarray, threads: int) -> Rough:
     """The log-sum-exp of each row of a float32 ``x``, roughly, with bounds: the rough pass
     without targets, :math:`m + \\log s` (the same terms, sums and bound as the loss)."""
-    out, bound = np.empty(x.shape[0]), np.empty(x.shape[0])
-    none, kept = np.empty(0, np.intp), np.zeros(x.shape[0], bool)
-    if threads == 1:
-        _rough_serial(x, none, kept, np.empty(0), out, bound)
-    else:
-        run(_rough_parallel, threads, x, none, kept, np.empty(0), out, bound)
-    return Rough(out, bound, _totals(out, bound))
+    no_classes, none_ignored = np.empty(0, np.intp), np.zeros(x.shape[0], bool)
+    return rough_cross_entropy_rows(x, no_classes, none_ignored, None, threads)
 
 
 @njit(**_JIT)
