@@ -334,10 +334,7 @@ def _compensated_terms(row: np.ndarray, m: float, e: np.ndarray, corr: np.ndarra
     rounding error of ``d_j = fl(x_j - m)`` recovered by TwoSum (0 where ``e_j`` is 0)."""
     ties = 0
     for j in range(row.size):
-        x = row[j]
-        d = x - m
-        bb = d - x
-        err = (x - (d - bb)) - (bb + m)
+        d, err = _two_sum(row[j], -m)
         t = _exp(d)
         e[j] = 0.0 if d == 0.0 else t
         corr[j] = t * err if t != 0.0 else 0.0
